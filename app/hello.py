@@ -1,0 +1,81 @@
+"""The sample app: small, but it shows why Flask wants Nginx and Gunicorn in front.
+
+Routes:
+  /          hello
+  /healthz   {"status": "ok", "release": "<deployed release id>"}
+  /slow?ms=N waits N ms, like a slow backend call (blocks a naive server)
+  /client    what the app sees of the client (address and scheme behind the proxy)
+  /visits    a counter in SQLite, kept in the app's state directory
+  /static/   files served by Nginx directly in production
+"""
+
+import os
+import sqlite3
+import time
+
+from flask import Flask, jsonify, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+MAX_SLOW_MS = 10_000
+
+
+def create_app(test_config=None):
+    # systemd sets STATE_DIRECTORY for the service (StateDirectory=); locally we
+    # fall back to Flask's default instance folder.
+    app = Flask(__name__, instance_path=os.environ.get("STATE_DIRECTORY") or None)
+    app.config.from_mapping(
+        RELEASE=os.environ.get("FLASKAPP_RELEASE", "dev"),
+        DATABASE=os.path.join(app.instance_path, "hello.sqlite3"),
+    )
+    if test_config:
+        app.config.update(test_config)
+
+    # Nginx is the one trusted proxy in front: take the client address and
+    # scheme from the headers it sets, and from nobody else.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
+
+    def db():
+        return sqlite3.connect(app.config["DATABASE"], timeout=5)
+
+    @app.cli.command("init-db")
+    def init_db():
+        """Create the database if it is missing (safe to run on every start)."""
+        os.makedirs(app.instance_path, exist_ok=True)
+        with db() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS visits (n INTEGER NOT NULL)")
+            if conn.execute("SELECT COUNT(*) FROM visits").fetchone()[0] == 0:
+                conn.execute("INSERT INTO visits (n) VALUES (0)")
+        print(f"database ready: {app.config['DATABASE']}")
+
+    @app.get("/")
+    def index():
+        return "Hello from Flask, served by Gunicorn behind Nginx!\n"
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok", release=app.config["RELEASE"])
+
+    @app.get("/slow")
+    def slow():
+        raw = request.args.get("ms", "100")
+        ms = int(raw) if raw.isdigit() else -1
+        if not 0 <= ms <= MAX_SLOW_MS:
+            return jsonify(error=f"ms must be an integer from 0 to {MAX_SLOW_MS}"), 400
+        time.sleep(ms / 1000)
+        return jsonify(slept_ms=ms)
+
+    @app.get("/client")
+    def client():
+        return jsonify(remote_addr=request.remote_addr, scheme=request.scheme, host=request.host)
+
+    @app.get("/visits")
+    def visits():
+        with db() as conn:
+            conn.execute("UPDATE visits SET n = n + 1")
+            (n,) = conn.execute("SELECT n FROM visits").fetchone()
+        return jsonify(visits=n)
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,94 @@
+"""The flaskapp role: users, files, units and sockets, as the apps and Nginx see them."""
+
+import pytest
+from conftest import APPS, connect_as, http, main_pid
+
+
+def test_python_venv_support_is_installed(host):
+    assert host.package("python3-venv").is_installed
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_app_runs_as_its_own_system_user_without_login(host, app):
+    user = host.user(app)
+    assert user.exists
+    assert user.uid < 1000
+    assert user.shell == "/usr/sbin/nologin"
+    assert host.check_output("ps -o user= -p %s", str(main_pid(host, f"{app}.service"))) == app
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_app_cannot_write_its_own_code(host, app):
+    current = host.file(f"/srv/{app}/current")
+    assert current.is_symlink
+    release = f"/srv/{app}/{current.linked_to.split('/srv/' + app + '/')[-1]}"
+    for path in (f"/srv/{app}", release, f"{release}/app", f"{release}/venv"):
+        assert host.file(path).user == "root"
+        assert host.file(path).mode == 0o755
+    result = host.run("runuser -u %s -- touch %s", app, f"{release}/app/intruder")
+    assert result.rc != 0 and "Permission denied" in result.stderr
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_units_are_enabled_and_active(host, app):
+    for unit in (f"{app}.socket", f"{app}.service"):
+        service = host.service(unit)
+        assert service.is_enabled, unit
+        assert service.is_running or host.run("systemctl is-active %s", unit).stdout.strip() == "active", unit
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_socket_belongs_to_nginx_group_only(host, app):
+    sock = host.file(f"/run/{app}.sock")
+    assert sock.is_socket
+    assert (sock.user, sock.group, sock.mode) == ("root", "www-data", 0o660)
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_nginx_user_can_connect_and_others_cannot(host, app):
+    assert connect_as(host, "www-data", f"/run/{app}.sock") == ""
+    assert connect_as(host, "nobody", f"/run/{app}.sock") == "PermissionError"
+    # Another app's user is not in Nginx's group either.
+    other = "greeter" if app == "hello" else "hello"
+    assert connect_as(host, other, f"/run/{app}.sock") == "PermissionError"
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_env_file_is_root_only(host, app):
+    env = host.file(f"/etc/flaskapp/{app}/env")
+    assert (env.user, env.group, env.mode) == ("root", "root", 0o600)
+
+
+def test_secret_reaches_the_app_intact(host):
+    pid = main_pid(host, "hello.service")
+    environ = host.file(f"/proc/{pid}/environ").content.split(b"\0")
+    assert b'SECRET_KEY=marker-s3cret "quoted" $dollar \\back' in environ
+
+
+def test_secret_is_in_no_world_readable_file(host):
+    found = host.run("grep -rlF marker-s3cret /etc /srv /var/lib /run 2>/dev/null").stdout.split()
+    assert found == ["/etc/flaskapp/hello/env"]
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_healthz_names_the_serving_release(host, app):
+    release = host.file(f"/srv/{app}/current").linked_to.rsplit("/", 1)[-1]
+    response = http(host, "http://localhost/healthz", "--unix-socket", f"/run/{app}.sock")
+    assert response.json() == {"status": "ok", "release": release}
+
+
+def test_state_directory_is_private_and_prepared_by_pre_start(host):
+    state = host.file("/var/lib/hello")
+    assert (state.user, state.group, state.mode) == ("hello", "hello", 0o750)
+    # pre_start (`flask init-db`) created the database before the app started.
+    assert host.file("/var/lib/hello/hello.sqlite3").user == "hello"
+    first = http(host, "http://127.0.0.1/visits").json()["visits"]
+    assert http(host, "http://127.0.0.1/visits").json()["visits"] == first + 1
+
+
+def test_gunicorn_runs_threaded_workers_sized_to_the_host(host):
+    cores = int(host.check_output("nproc"))
+    workers = host.check_output("pgrep -c -P %s", str(main_pid(host, "hello.service")))
+    assert int(workers) == 2 * cores + 1
+    conf = host.file("/etc/flaskapp/hello/gunicorn.conf.py").content_string
+    assert 'worker_class = "gthread"' in conf

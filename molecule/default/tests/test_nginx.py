@@ -1,0 +1,79 @@
+"""The nginx role: what a client sees through Nginx, and that a broken config never lands."""
+
+import pytest
+from conftest import http, run_playbook, serving, wait_until
+
+
+def test_nginx_is_installed_enabled_and_running(host):
+    assert host.package("nginx").is_installed
+    assert host.service("nginx").is_enabled
+    assert host.service("nginx").is_running
+
+
+def test_default_site_is_gone(host):
+    assert not host.file("/etc/nginx/sites-enabled/default").exists
+
+
+def test_app_answers_through_nginx(host):
+    response = http(host, "http://127.0.0.1/")
+    assert response.status == 200
+    assert "Hello from Flask" in response.body
+    # No version in the Server header.
+    assert response.headers["server"] == "nginx"
+
+
+def test_two_apps_share_the_host_by_name(host):
+    assert "Howdy from greeter" in http(host, "http://127.0.0.1/", "-H", "Host: greeter.test").body
+    # Unknown names go to the default server (hello).
+    assert "Hello from Flask" in http(host, "http://127.0.0.1/", "-H", "Host: unknown.test").body
+
+
+def test_real_client_address_reaches_the_app(host):
+    # The client connects from 127.0.0.2; the app behind the unix socket must see that,
+    # and not an address the client forged in X-Forwarded-For.
+    seen = http(host, "http://127.0.0.1/client", "--interface", "127.0.0.2",
+                "-H", "X-Forwarded-For: 6.6.6.6").json()
+    assert seen["remote_addr"] == "127.0.0.2"
+    assert seen["scheme"] == "http"
+
+
+def test_healthz_is_ok_through_nginx(host):
+    assert http(host, "http://127.0.0.1/healthz").json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("url,host_header,text", [
+    ("http://127.0.0.1/static/style.css", "localhost", "font-family"),
+    ("http://127.0.0.1/assets/greeter.txt", "greeter.test", "greeter static file"),
+])
+def test_static_files_come_from_nginx_even_with_the_app_down(host, url, host_header, text):
+    app = "hello" if host_header == "localhost" else "greeter"
+    host.run_expect([0], "systemctl stop %s.socket %s.service", app, app)
+    try:
+        assert http(host, "http://127.0.0.1/", "-H", f"Host: {host_header}").status == 502
+        response = http(host, url, "-H", f"Host: {host_header}")
+        assert response.status == 200
+        assert text in response.body
+        assert "max-age=" in response.headers["cache-control"]
+    finally:
+        host.run_expect([0], "systemctl start %s.socket %s.service", app, app)
+    wait_until(lambda: serving(host))
+
+
+def test_upstream_connections_are_kept_alive(host):
+    # Several requests through Nginx reuse one connection to Gunicorn's socket.
+    for _ in range(5):
+        http(host, "http://127.0.0.1/")
+    established = host.check_output("ss -x state connected src /run/hello.sock | tail -n +2 | wc -l")
+    assert int(established) >= 1
+
+
+def test_broken_config_never_replaces_the_running_one(host):
+    vhost = host.file("/etc/nginx/sites-enabled/hello.conf")
+    before = vhost.sha256sum
+    result = run_playbook(host, "broken-config.yml")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert 'unknown directive "this_is_not_a_directive"' in output, output[-3000:]
+    assert host.file("/etc/nginx/sites-enabled/hello.conf").sha256sum == before
+    assert host.run("nginx -t").rc == 0
+    assert serving(host)
