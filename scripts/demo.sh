@@ -62,8 +62,9 @@ up() {
 
   ansible-playbook site.yml -i inventory/demo
   echo
-  echo "The sample app is served through Nginx: http://127.0.0.1:8080/"
-  curl -fsS http://127.0.0.1:8080/healthz && echo
+  echo "The sample app is served through Nginx: https://127.0.0.1:8443/"
+  echo "(self-signed certificate: curl -k, or accept it in the browser; http://127.0.0.1:8080/ redirects there)"
+  curl -fsSk https://127.0.0.1:8443/healthz && echo
 }
 
 down() {

@@ -82,8 +82,8 @@ def test_state_directory_is_private_and_prepared_by_pre_start(host):
     assert (state.user, state.group, state.mode) == ("hello", "hello", 0o750)
     # pre_start (`flask init-db`) created the database before the app started.
     assert host.file("/var/lib/hello/hello.sqlite3").user == "hello"
-    first = http(host, "http://127.0.0.1/visits").json()["visits"]
-    assert http(host, "http://127.0.0.1/visits").json()["visits"] == first + 1
+    first = http(host, "https://127.0.0.1/visits").json()["visits"]
+    assert http(host, "https://127.0.0.1/visits").json()["visits"] == first + 1
 
 
 def test_gunicorn_runs_threaded_workers_sized_to_the_host(host):

@@ -15,7 +15,7 @@ def test_default_site_is_gone(host):
 
 
 def test_app_answers_through_nginx(host):
-    response = http(host, "http://127.0.0.1/")
+    response = http(host, "https://127.0.0.1/")
     assert response.status == 200
     assert "Hello from Flask" in response.body
     # No version in the Server header.
@@ -23,33 +23,33 @@ def test_app_answers_through_nginx(host):
 
 
 def test_two_apps_share_the_host_by_name(host):
-    assert "Howdy from greeter" in http(host, "http://127.0.0.1/", "-H", "Host: greeter.test").body
+    assert "Howdy from greeter" in http(host, "https://127.0.0.1/", "-H", "Host: greeter.test").body
     # Unknown names go to the default server (hello).
-    assert "Hello from Flask" in http(host, "http://127.0.0.1/", "-H", "Host: unknown.test").body
+    assert "Hello from Flask" in http(host, "https://127.0.0.1/", "-H", "Host: unknown.test").body
 
 
 def test_real_client_address_reaches_the_app(host):
     # The client connects from 127.0.0.2; the app behind the unix socket must see that,
     # and not an address the client forged in X-Forwarded-For.
-    seen = http(host, "http://127.0.0.1/client", "--interface", "127.0.0.2",
+    seen = http(host, "https://127.0.0.1/client", "--interface", "127.0.0.2",
                 "-H", "X-Forwarded-For: 6.6.6.6").json()
     assert seen["remote_addr"] == "127.0.0.2"
-    assert seen["scheme"] == "http"
+    assert seen["scheme"] == "https"
 
 
 def test_healthz_is_ok_through_nginx(host):
-    assert http(host, "http://127.0.0.1/healthz").json()["status"] == "ok"
+    assert http(host, "https://127.0.0.1/healthz").json()["status"] == "ok"
 
 
 @pytest.mark.parametrize("url,host_header,text", [
-    ("http://127.0.0.1/static/style.css", "localhost", "font-family"),
-    ("http://127.0.0.1/assets/greeter.txt", "greeter.test", "greeter static file"),
+    ("https://127.0.0.1/static/style.css", "localhost", "font-family"),
+    ("https://127.0.0.1/assets/greeter.txt", "greeter.test", "greeter static file"),
 ])
 def test_static_files_come_from_nginx_even_with_the_app_down(host, url, host_header, text):
     app = "hello" if host_header == "localhost" else "greeter"
     host.run_expect([0], "systemctl stop %s.socket %s.service", app, app)
     try:
-        assert http(host, "http://127.0.0.1/", "-H", f"Host: {host_header}").status == 502
+        assert http(host, "https://127.0.0.1/", "-H", f"Host: {host_header}").status == 502
         response = http(host, url, "-H", f"Host: {host_header}")
         assert response.status == 200
         assert text in response.body
@@ -62,7 +62,7 @@ def test_static_files_come_from_nginx_even_with_the_app_down(host, url, host_hea
 def test_upstream_connections_are_kept_alive(host):
     # Several requests through Nginx reuse one connection to Gunicorn's socket.
     for _ in range(5):
-        http(host, "http://127.0.0.1/")
+        http(host, "https://127.0.0.1/")
     established = host.check_output("ss -x state connected src /run/hello.sock | tail -n +2 | wc -l")
     assert int(established) >= 1
 
