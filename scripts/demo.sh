@@ -27,10 +27,15 @@ up() {
   mkdir -p .demo
   [ -f "$key" ] || ssh-keygen -q -t ed25519 -N '' -C flask-vps-demo -f "$key"
 
+  # A demo VPS from before the firewall existed lacks NET_ADMIN: start it afresh.
+  if docker container inspect "$name" >/dev/null 2>&1 &&
+     ! docker container inspect -f '{{ .HostConfig.CapAdd }}' "$name" | grep -q NET_ADMIN; then
+    docker rm -f "$name" >/dev/null
+  fi
   if ! docker container inspect "$name" >/dev/null 2>&1; then
     echo "starting the demo VPS ($image) on 127.0.0.1: ssh 2222, http 8080, https 8443"
     docker run -d --name "$name" --hostname demo \
-      --cap-add SYS_ADMIN \
+      --cap-add SYS_ADMIN --cap-add NET_ADMIN \
       --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
       --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
       --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
