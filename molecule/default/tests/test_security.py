@@ -1,5 +1,6 @@
 """HTTPS, security headers, abuse limits and sandboxing, as a security reviewer checks them."""
 
+import os
 import re
 import shlex
 import socket
@@ -98,6 +99,22 @@ def test_static_files_are_not_rate_limited(host):
 
 def test_exempt_clients_are_not_rate_limited(host):
     assert set(burst(host, "https://127.0.0.1/", "--interface", "127.0.0.3")) == {"200"}
+
+
+def served_fingerprint(host, name):
+    return host.check_output(
+        "openssl s_client -connect 127.0.0.1:443 -servername %s </dev/null 2>/dev/null"
+        " | openssl x509 -noout -fingerprint -sha256", name)
+
+
+def test_provided_certificate_is_served(host):
+    # greeter uses tls_source: provided, with the certificate prepare.yml made.
+    with open(os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "greeter.crt")) as f:
+        provided = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256"],
+                                  input=f.read(), capture_output=True, text=True, check=True).stdout.strip()
+    assert served_fingerprint(host, "greeter.test") == provided
+    # hello keeps its self-signed one.
+    assert served_fingerprint(host, "localhost") != provided
 
 
 def test_private_keys_are_root_only(host):
