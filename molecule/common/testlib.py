@@ -1,0 +1,82 @@
+"""Test helpers shared by the Molecule scenarios: HTTP from inside an instance,
+units, waiting, and running this project's playbooks against an instance."""
+
+import json
+import os
+import shlex
+import subprocess
+import time
+
+import pytest
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def http(host, url, *curl_args, user=None):
+    """GET url with curl inside the instance, optionally as another user."""
+    # Body and status on stdout; the response headers as JSON on stderr.
+    # -k: the instances use self-signed certificates.
+    argv = ["curl", "-sS", "-k", "-m", "10", "-w", "\n%{http_code}%{stderr}%{header_json}", *curl_args, url]
+    if user:
+        argv = ["runuser", "-u", user, "--", *argv]
+    result = host.run(shlex.join(argv))
+    if result.rc != 0:
+        return Response(0, {}, result.stderr)
+    body, _, status = result.stdout.rpartition("\n")
+    headers = {name: ", ".join(values) for name, values in json.loads(result.stderr).items()}
+    return Response(int(status), headers, body)
+
+
+def connect_as(host, user, socket_path):
+    """Connect to a unix socket as user; return the error name, or "" when allowed."""
+    code = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n"
+        "    s.connect(sys.argv[1])\n"
+        "except OSError as e:\n"
+        "    print(type(e).__name__)\n"
+    )
+    return host.check_output("runuser -u %s -- python3 -c %s %s", user, code, socket_path)
+
+
+def wait_until(check, timeout=30, interval=0.5):
+    """Poll check() until it returns a truthy value; return it, or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {timeout}s waiting for {check.__doc__ or check}")
+        time.sleep(interval)
+
+
+def main_pid(host, unit):
+    return int(host.check_output("systemctl show --property MainPID --value %s", unit))
+
+
+def serving(host):
+    """Both apps answer through Nginx."""
+    return all(
+        http(host, "https://127.0.0.1/healthz", "-H", f"Host: {h}").status == 200
+        for h in ("localhost", "greeter.test")
+    )
+
+
+def run_playbook(host, playbook, *extra):
+    """Run a playbook (a path relative to the scenario) against this instance only."""
+    scenario = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
+    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(project, "ansible.cfg"),
+               ANSIBLE_ROLES_PATH=os.path.join(project, "roles"))
+    return subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", host.backend.host,
+         os.path.join(scenario, playbook), *extra],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
