@@ -5,8 +5,10 @@
 #   scripts/build-image.sh trixie     -> flask-vps:debian13
 #
 # The image boots systemd and has what a cloud VPS image ships (sshd, sudo,
-# python3, CA certificates, curl, iproute2, procps) and nothing our roles are
-# meant to install themselves (nginx, python3-venv). It is rebuilt only when
+# python3 and python3-apt, CA certificates, curl, iproute2, procps) and nothing
+# our roles are meant to install themselves (nginx, python3-venv). Debian's cloud
+# images have python3-apt (unattended-upgrades needs it); Ansible's apt module
+# needs it for --check. It is rebuilt only when
 # this script changes: the script's hash is stored as an image label.
 set -euo pipefail
 
@@ -31,7 +33,7 @@ trap 'rm -rf "$root"' EXIT
 
 echo "building $image from $mirror ($suite)"
 debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,dbus,python3,sudo,openssh-server,ca-certificates,curl,iproute2,procps,less \
+  --include=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,openssh-server,ca-certificates,curl,iproute2,procps,less \
   "$suite" "$root" "$mirror" >"$root.log" 2>&1 || { tail -n 30 "$root.log" >&2; exit 1; }
 rm -f "$root.log"
 

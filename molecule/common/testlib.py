@@ -69,14 +69,15 @@ def serving(host):
     )
 
 
-def run_playbook(host, playbook, *extra):
-    """Run a playbook (a path relative to the scenario) against this instance only."""
+def run_playbook(host, playbook, *extra, limit=None):
+    """Run a playbook (a path relative to the scenario) against this instance only,
+    or against the hosts in limit."""
     scenario = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
     project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(project, "ansible.cfg"),
-               ANSIBLE_ROLES_PATH=os.path.join(project, "roles"))
+               ANSIBLE_ROLES_PATH=os.path.join(project, "roles"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     return subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", host.backend.host,
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", limit or host.backend.host,
          os.path.join(scenario, playbook), *extra],
         capture_output=True, text=True, env=env, timeout=600,
     )

@@ -17,6 +17,17 @@ import threading
 import time
 
 
+def connect(args, context):
+    return http.client.HTTPSConnection(args.host, args.port, timeout=30, context=context,
+                                       source_address=(args.source, 0))
+
+
+def send(conn, args):
+    conn.request("GET", args.path, headers={"Host": "localhost"})
+    response = conn.getresponse()
+    return response, response.read()
+
+
 def worker(args, stop, results, lock):
     context = ssl._create_unverified_context()  # the instance's self-signed certificate
     conn = None
@@ -27,13 +38,22 @@ def worker(args, stop, results, lock):
         next_at += interval
         time.sleep(max(0.0, next_at - time.monotonic()))
         if conn is None:
-            conn = http.client.HTTPSConnection(args.host, args.port, timeout=30, context=context,
-                                               source_address=(args.source, 0))
+            conn = connect(args, context)
         started = time.monotonic()
         try:
-            conn.request("GET", args.path, headers={"Host": "localhost"})
-            response = conn.getresponse()
-            body = response.read()
+            response, body = send(conn, args)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server closed this kept-alive connection (a graceful reload closes
+            # idle ones): like any HTTP client, retry once on a new connection.
+            conn.close()
+            conn = connect(args, context)
+            try:
+                response, body = send(conn, args)
+            except (OSError, http.client.HTTPException):
+                local["errors"] += 1
+                conn.close()
+                conn = None
+                continue
         except (OSError, http.client.HTTPException):
             local["errors"] += 1
             conn.close()

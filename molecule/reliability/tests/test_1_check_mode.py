@@ -1,0 +1,35 @@
+"""Dry runs: `--check --diff` on a fresh host and on a converged one, and a real
+converge at -vvv that never shows the secret."""
+
+import os
+
+from conftest import http, run_playbook
+
+SITE = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "site.yml")
+MARKER = "marker-9f3c2e-secret"
+
+
+def test_check_mode_on_a_fresh_host_completes_and_changes_nothing(host):
+    assert not host.package("nginx").is_installed
+    result = run_playbook(host, SITE, "--check", "--diff")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "failed=0" in result.stdout
+    # A dry run: still nothing installed, no app user.
+    assert not host.package("nginx").is_installed
+    assert not host.user("hello").exists
+
+
+def test_converge_at_vvv_never_shows_the_secret(host):
+    result = run_playbook(host, SITE, "-vvv")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert MARKER not in result.stdout + result.stderr
+    assert http(host, "https://127.0.0.1/healthz").status == 200
+    # The secret is where it belongs: in the app's environment, from a 0600 file.
+    env = host.file("/etc/flaskapp/hello/env")
+    assert env.mode == 0o600 and MARKER in env.content_string
+
+
+def test_check_mode_on_a_converged_host_reports_no_change(host):
+    result = run_playbook(host, SITE, "--check", "--diff")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "changed=0" in result.stdout and "failed=0" in result.stdout

@@ -1,0 +1,102 @@
+"""Faults the stack survives, each measured with the load generator running:
+the figures (requests, errors) go to faults-report.json in Molecule's scratch dir."""
+
+import json
+import os
+import time
+
+import yaml
+from conftest import http, main_pid, run_playbook, wait_until
+
+PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+SITE = os.path.join(PROJECT, "site.yml")
+REPORT = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "faults-report.json")
+
+
+def serving(host):
+    """Nginx and the app answer."""
+    return http(host, "https://127.0.0.1/healthz").status == 200
+
+
+class Load:
+    """The load generator inside the instance, for the duration of a with-block."""
+
+    def __init__(self, host, name):
+        self.host, self.name = host, name
+        self.out, self.stop = f"/tmp/fault-{name}.json", f"/tmp/fault-{name}.stop"
+
+    def __enter__(self):
+        self.host.run("rm -f %s %s", self.out, self.stop)
+        self.host.run_expect([0], "systemd-run --unit loadgen-fault-%s --property RuntimeMaxSec=120 "
+                                  "/usr/local/bin/loadgen.py --rate 200 --threads 4 --seconds 90 "
+                                  "--stop-file %s --out %s", self.name, self.stop, self.out)
+        time.sleep(2)
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(2)
+        self.host.run("touch %s", self.stop)
+        wait_until(lambda: self.host.file(self.out).exists, timeout=60)
+        self.figures = json.loads(self.host.file(self.out).content_string)
+        report = json.load(open(REPORT)) if os.path.exists(REPORT) else {}
+        report[self.name] = self.figures
+        with open(REPORT, "w") as f:
+            json.dump(report, f, indent=2)
+        print(f"\nfault {self.name}: {json.dumps(self.figures)}")
+
+
+def test_killed_nginx_is_restarted_by_systemd(host):
+    before = main_pid(host, "nginx.service")
+    with Load(host, "kill-nginx") as load:
+        killed = time.monotonic()
+        host.run_expect([0], "kill -KILL %s", str(before))
+        wait_until(lambda: main_pid(host, "nginx.service") not in (0, before), timeout=15)
+        wait_until(lambda: serving(host), timeout=15)
+        down = time.monotonic() - killed
+    load.figures["down_seconds"] = round(down, 1)
+    print(f"nginx was down {down:.1f}s")
+    assert down < 5
+    # Only requests sent while Nginx was down fail (the load runs at 200/s).
+    assert load.figures["requests"] > 0
+    assert load.figures["non_2xx"] + load.figures["errors"] <= 200 * (down + 1), load.figures
+
+
+def test_killed_gunicorn_master_is_restarted_by_systemd(host):
+    before = main_pid(host, "hello.service")
+    with Load(host, "kill-gunicorn") as load:
+        host.run_expect([0], "kill -KILL %s", str(before))
+        wait_until(lambda: main_pid(host, "hello.service") not in (0, before), timeout=15)
+        wait_until(lambda: serving(host), timeout=15)
+    # The socket stays open (systemd holds it): only the requests the killed
+    # workers were serving are lost, as 502s from Nginx.
+    assert load.figures["errors"] == 0, load.figures
+    assert load.figures["non_2xx"] <= 20, load.figures
+
+
+def test_hand_broken_config_is_repaired_and_never_takes_nginx_down(host):
+    vhost = "/etc/nginx/sites-enabled/hello.conf"
+    with Load(host, "broken-config") as load:
+        host.run_expect([0], "echo 'this is not nginx config' >> %s", vhost)
+        # A reload of the broken config is refused by Nginx, which keeps serving.
+        host.run("systemctl reload nginx")
+        assert host.service("nginx").is_running
+        assert serving(host)
+        # The next run puts the right file back, tests it and reloads.
+        result = run_playbook(host, SITE)
+        assert result.returncode == 0, result.stdout[-3000:]
+    assert "this is not nginx config" not in host.file(vhost).content_string
+    assert host.run("nginx -t").rc == 0
+    assert load.figures["non_2xx"] == 0 and load.figures["errors"] == 0, load.figures
+
+
+def test_one_unreachable_host_does_not_stop_the_others(host, tmp_path):
+    ghost = tmp_path / "ghost.yml"
+    ghost.write_text(yaml.safe_dump({"webservers": {"hosts": {"ghost": {
+        "ansible_connection": "community.docker.docker", "ansible_host": "no-such-container"}}}}))
+    result = run_playbook(host, SITE, "-i", str(ghost), limit=f"{host.backend.host},ghost")
+    recap = result.stdout[result.stdout.rindex("PLAY RECAP"):]
+    assert result.returncode == 4, recap  # 4: some hosts were unreachable
+    assert "ghost" in recap and "unreachable=1" in recap
+    line = next(l for l in recap.splitlines() if l.startswith(host.backend.host))
+    assert "failed=0" in line and "unreachable=0" in line
+    assert serving(host)
