@@ -8,13 +8,15 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONDONTWRITEBYTECODE := 1
-SCENARIOS := $(notdir $(wildcard molecule/*))
+# Every directory under molecule/ with a molecule.yml (molecule/common holds helpers).
+SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: help venv engine images demo demo-down test lint syntax unit molecule $(addprefix molecule-,$(SCENARIOS)) clean
+.PHONY: help venv engine images demo demo-down deploy rollback test lint syntax unit molecule $(addprefix molecule-,$(SCENARIOS)) clean
 
 help:
 	@echo "make demo       start a local VPS (container) and serve the sample app on http://127.0.0.1:8080"
 	@echo "make demo-down  remove the demo VPS"
+	@echo "make deploy     deploy app/ (or SRC=dir) to the demo VPS; make rollback [TO=release]"
 	@echo "make test       lint, syntax check, app unit tests, every Molecule scenario ($(SCENARIOS))"
 
 venv: $(VENV)/.installed
@@ -37,6 +39,14 @@ demo: venv engine
 
 demo-down:
 	scripts/demo.sh down
+
+# Deploy app/ (or SRC=path) to the demo VPS as a new release, health-checked first.
+deploy: venv
+	ansible-playbook playbooks/deploy.yml -i inventory/demo $(if $(SRC),-e flaskapp_src=$(abspath $(SRC)))
+
+# Switch the demo VPS back to the previous release (or TO=<release id>).
+rollback: venv
+	ansible-playbook playbooks/rollback.yml -i inventory/demo $(if $(TO),-e flaskapp_rollback=$(TO))
 
 test: lint syntax unit molecule
 
