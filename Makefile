@@ -67,3 +67,16 @@ $(addprefix molecule-,$(SCENARIOS)): molecule-%: venv images
 
 clean: demo-down
 	rm -rf $(VENV) .cache
+
+# make bench        - benchmark the demo VPS: our stack against the alternatives, in one
+#                     run on one host (bench/results/: latest.json, summary.md, chart.png)
+# make bench-smoke  - the same code path, every server once and briefly; checks only that
+#                     the results are produced and well formed (bench/results/smoke/)
+.PHONY: bench bench-smoke
+bench: venv engine
+	@docker container inspect -f '{{.State.Running}}' flask-vps-demo 2>/dev/null | grep -qx true \
+	  || $(MAKE) demo
+	python bench/bench.py
+
+bench-smoke: demo
+	python bench/bench.py --smoke

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Time provisioning: a fresh converge of site.yml on a NEW throwaway container,
+# then an idempotent re-run (it must report changed=0), with Ansible's
+# profile_tasks callback to show where the time goes. The container is removed
+# at the end, whatever happens.
+#
+#   bench/provision.sh [LOGDIR]
+#
+# The container is started from flask-vps:debian12 as scripts/demo.sh starts the
+# demo VPS, under another name and with only SSH published (127.0.0.1:2232), and
+# reached over SSH with a key made for this run. LOGDIR (default: a new
+# temporary directory) receives converge.log, rerun.log and `times`, which
+# bench.py reads: boot_s, converge_s, rerun_s, rerun_changed, healthz (or, when a
+# run fails, `error`: Ansible's error line).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+name=${BENCH_FRESH_NAME:-flask-vps-bench-fresh}
+image=flask-vps:debian12
+ssh_port=${BENCH_FRESH_SSH_PORT:-2232}
+logdir=${1:-$(mktemp -d /tmp/bench-provision.XXXXXX)}
+mkdir -p "$logdir"
+logdir=$(realpath "$logdir")
+key="$logdir/id_ed25519"
+
+# The image as `make demo` builds it (a no-op when it is up to date).
+scripts/build-image.sh bookworm
+
+cleanup() { docker rm -f "$name" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+cleanup  # a container left over by an interrupted run
+
+now() { date +%s.%N; }
+seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+rm -f "$key" "$key.pub"
+ssh-keygen -q -t ed25519 -N '' -C "$name" -f "$key"
+
+echo "provisioning: starting $name ($image), ssh on 127.0.0.1:$ssh_port"
+# The same flags as scripts/demo.sh, with the capabilities it gives the demo VPS
+# (SYS_ADMIN for systemd, NET_ADMIN for the firewall role).
+mapfile -t caps < <(grep -o -- '--cap-add [A-Z_]*' scripts/demo.sh | tr ' ' '\n')
+t0=$(now)
+docker run -d --name "$name" --hostname bench-fresh \
+  "${caps[@]}" \
+  --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+  --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
+  --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
+  --stop-signal SIGRTMIN+3 \
+  -p "127.0.0.1:$ssh_port:22" \
+  "$image" /lib/systemd/systemd >/dev/null
+
+state=""
+for _ in $(seq 1 60); do
+  state=$(docker exec "$name" systemctl is-system-running 2>/dev/null || true)
+  case "$state" in running | degraded) break ;; esac
+  sleep 1
+done
+case "$state" in running | degraded) ;; *) echo "$name did not boot (systemd says '$state')" >&2; exit 1 ;; esac
+
+# What a VPS provider sets up (as scripts/demo.sh does): a sudo user with our key.
+docker exec -i "$name" sh -euc '
+  useradd --create-home --shell /bin/bash deploy
+  install -d -m 0700 -o deploy -g deploy /home/deploy/.ssh
+  cat > /home/deploy/.ssh/authorized_keys
+  chown deploy:deploy /home/deploy/.ssh/authorized_keys
+  chmod 0600 /home/deploy/.ssh/authorized_keys
+  echo "deploy ALL=(ALL) NOPASSWD:ALL" > /etc/sudoers.d/deploy
+  chmod 0440 /etc/sudoers.d/deploy
+  printf "PasswordAuthentication no\nPermitRootLogin no\n" > /etc/ssh/sshd_config.d/demo.conf
+  systemctl reload-or-restart ssh' <"$key.pub"
+for _ in $(seq 1 30); do
+  ssh -q -i "$key" -p "$ssh_port" -o BatchMode=yes -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null deploy@127.0.0.1 true && break
+  sleep 1
+done
+t1=$(now)
+
+# The demo inventory, pointed at this container (extra vars win over inventory vars).
+playbook() {
+  ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks PROFILE_TASKS_TASK_OUTPUT_LIMIT=all \
+    ANSIBLE_FORCE_COLOR=0 ansible-playbook site.yml -i inventory/demo \
+    -e "ansible_port=$ssh_port" -e "ansible_ssh_private_key_file=$key" "$@"
+}
+
+echo "provisioning: fresh converge (log: $logdir/converge.log)"
+failed() {
+  sed -n '/^\[ERROR\]\|^fatal:/,/^PLAY RECAP/p' "$1" | head -n 40 >&2
+  grep -m1 '^\[ERROR\]' "$1" >"$logdir/error" || true
+  exit 1
+}
+playbook >"$logdir/converge.log" 2>&1 || failed "$logdir/converge.log"
+t2=$(now)
+echo "provisioning: idempotent re-run (log: $logdir/rerun.log)"
+playbook >"$logdir/rerun.log" 2>&1 || failed "$logdir/rerun.log"
+t3=$(now)
+
+changed=$(sed -n 's/.* changed=\([0-9]*\) .*/\1/p' "$logdir/rerun.log" | tail -n 1)
+# HTTPS when the stack has it (port 80 then only redirects), else plain HTTP.
+healthz=$(docker exec "$name" sh -c 'curl -fsSk --max-time 5 https://127.0.0.1/healthz ||
+  curl -fsS --max-time 5 http://127.0.0.1/healthz' 2>/dev/null || echo "no answer")
+
+cat >"$logdir/times" <<TIMES
+boot_s=$(seconds "$t0" "$t1")
+converge_s=$(seconds "$t1" "$t2")
+rerun_s=$(seconds "$t2" "$t3")
+rerun_changed=${changed:-unknown}
+healthz=$healthz
+TIMES
+echo "provisioning: boot $(seconds "$t0" "$t1") s, fresh converge $(seconds "$t1" "$t2") s," \
+  "re-run $(seconds "$t2" "$t3") s (changed=${changed:-unknown}); slowest tasks of the converge:"
+grep -E ' -{3,} [0-9.]+s$' "$logdir/converge.log" | head -n 5 || true
