@@ -50,30 +50,8 @@ docker run -d --name "$name" --hostname bench-fresh \
   -p "127.0.0.1:$ssh_port:22" \
   "$image" /lib/systemd/systemd >/dev/null
 
-state=""
-for _ in $(seq 1 60); do
-  state=$(docker exec "$name" systemctl is-system-running 2>/dev/null || true)
-  case "$state" in running | degraded) break ;; esac
-  sleep 1
-done
-case "$state" in running | degraded) ;; *) echo "$name did not boot (systemd says '$state')" >&2; exit 1 ;; esac
-
-# What a VPS provider sets up (as scripts/demo.sh does): a sudo user with our key.
-docker exec -i "$name" sh -euc '
-  useradd --create-home --shell /bin/bash deploy
-  install -d -m 0700 -o deploy -g deploy /home/deploy/.ssh
-  cat > /home/deploy/.ssh/authorized_keys
-  chown deploy:deploy /home/deploy/.ssh/authorized_keys
-  chmod 0600 /home/deploy/.ssh/authorized_keys
-  echo "deploy ALL=(ALL) NOPASSWD:ALL" > /etc/sudoers.d/deploy
-  chmod 0440 /etc/sudoers.d/deploy
-  printf "PasswordAuthentication no\nPermitRootLogin no\n" > /etc/ssh/sshd_config.d/demo.conf
-  systemctl reload-or-restart ssh' <"$key.pub"
-for _ in $(seq 1 30); do
-  ssh -q -i "$key" -p "$ssh_port" -o BatchMode=yes -o StrictHostKeyChecking=no \
-    -o UserKnownHostsFile=/dev/null deploy@127.0.0.1 true && break
-  sleep 1
-done
+# What a VPS provider sets up, as for the demo.
+scripts/vps-setup.sh "$name" "$key" "$ssh_port"
 t1=$(now)
 
 # The demo inventory, pointed at this container (extra vars win over inventory vars).

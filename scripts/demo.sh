@@ -12,17 +12,6 @@ name=flask-vps-demo
 image=flask-vps:debian12
 key=.demo/id_ed25519
 
-wait_for_boot() {
-  local state=""
-  for _ in $(seq 1 60); do
-    state=$(docker exec "$name" systemctl is-system-running 2>/dev/null || true)
-    case "$state" in running | degraded) return 0 ;; esac
-    sleep 1
-  done
-  echo "the demo VPS did not boot (systemd says '$state')" >&2
-  return 1
-}
-
 up() {
   mkdir -p .demo
   [ -f "$key" ] || ssh-keygen -q -t ed25519 -N '' -C flask-vps-demo -f "$key"
@@ -45,25 +34,7 @@ up() {
   else
     docker start "$name" >/dev/null
   fi
-  wait_for_boot
-
-  # What a VPS provider sets up: a sudo user that logs in with your key.
-  docker exec -i "$name" sh -euc '
-    id deploy >/dev/null 2>&1 || useradd --create-home --shell /bin/bash deploy
-    install -d -m 0700 -o deploy -g deploy /home/deploy/.ssh
-    cat > /home/deploy/.ssh/authorized_keys
-    chown deploy:deploy /home/deploy/.ssh/authorized_keys
-    chmod 0600 /home/deploy/.ssh/authorized_keys
-    echo "deploy ALL=(ALL) NOPASSWD:ALL" > /etc/sudoers.d/deploy
-    chmod 0440 /etc/sudoers.d/deploy
-    printf "PasswordAuthentication no\nPermitRootLogin no\n" > /etc/ssh/sshd_config.d/demo.conf
-    systemctl reload-or-restart ssh' <"$key.pub"
-
-  for _ in $(seq 1 30); do
-    ssh -q -i "$key" -p 2222 -o BatchMode=yes -o StrictHostKeyChecking=no \
-      -o UserKnownHostsFile=/dev/null deploy@127.0.0.1 true && break
-    sleep 1
-  done
+  scripts/vps-setup.sh "$name" "$key" 2222
 
   ansible-playbook site.yml -i inventory/demo
   echo
