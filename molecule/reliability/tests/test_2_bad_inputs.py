@@ -44,6 +44,8 @@ BAD_INPUTS = {
     "worker class unknown": ({"flaskapp_worker_class": "eventlet"}, "flaskapp_worker_class"),
     "keep no releases": ({"flaskapp_keep_releases": 0}, "flaskapp_keep_releases"),
     "gunicorn version not a version": ({"flaskapp_gunicorn_version": "latest"}, "flaskapp_gunicorn_version"),
+    "gevent version not a version": ({"flaskapp_gevent_version": ">=24"}, "flaskapp_gevent_version"),
+    "no gevent connections": ({"flaskapp_worker_connections": 0}, "flaskapp_worker_connections"),
     "relative app root": ({"flaskapp_root": "srv"}, "flaskapp_root"),
     "rollback to a non-release": ({"flaskapp_rollback": "yesterday"}, "flaskapp_rollback"),
     "deploy of an unknown app": ({"flaskapp_deploy_app": "nope"}, "flaskapp_deploy_app"),
