@@ -56,8 +56,14 @@ NGINX_LOG = "/var/log/nginx/bench-access.log"  # their access log, removed after
 
 SERVERS = ["flask-dev", "gunicorn-direct", "stack", "recipe", "nginx-static", "nginx-minimal"]
 APP_SERVERS = SERVERS[:4]  # nginx-* answer every path with an empty 200: `/` only
+# The choice of the flaskapp role's worker class: our gunicorn.conf.py with each
+# class, behind a server block of our Nginx with the stack's upstream settings (plain
+# HTTP, so the three are compared with each other only). Not in the chart.
+CLASSES = ["class-gevent", "class-gthread", "class-sync"]
+GTHREAD_THREADS = 40  # flaskapp_threads' default
 PORTS = {"flask-dev": 5000, "gunicorn-direct": 8001, "recipe": 8082,
-         "nginx-static": 8083, "nginx-minimal": 8084}
+         "nginx-static": 8083, "nginx-minimal": 8084,
+         "class-gevent": 8091, "class-gthread": 8092, "class-sync": 8093}
 # (route, concurrency, servers), run in this order. The servers compared by a
 # target run one right after the other, so that the noise of a shared machine hits
 # them alike. "+slowloris": normal clients load the server while slow connections
@@ -68,6 +74,8 @@ PLAN = [
     ("/", 200, SERVERS),
     ("/slow?ms=100", 50, APP_SERVERS),
     ("/slow?ms=100", 200, APP_SERVERS),
+    ("/", 50, CLASSES),
+    ("/slow?ms=100", 200, CLASSES),
 ]
 SLOWLORIS_SERVERS = [s.split("+")[0] for s in PLAN[0][2] if s.endswith("+slowloris")]
 
@@ -137,6 +145,7 @@ server {{
         proxy_pass http://unix:/run/bench-recipe/recipe.sock;
     }}
 }}
+{class_blocks()}
 # nginx-static: the ceiling.
 server {{
     listen 127.0.0.1:{PORTS['nginx-static']};
@@ -146,6 +155,42 @@ server {{
     }}
 }}
 """
+
+
+def class_blocks():
+    """One server block per worker class, proxying as the stack's vhost does."""
+    blocks = []
+    for name in CLASSES:
+        cls = name.split("-", 1)[1]
+        blocks.append(f"""# {name}: our gunicorn.conf.py with the {cls} worker class.
+upstream bench_{cls} {{
+    server unix:/run/bench-{name}/app.sock;
+    keepalive 32;
+}}
+server {{
+    listen 127.0.0.1:{PORTS[name]};
+    access_log {NGINX_LOG} main;
+    location / {{
+        proxy_pass http://bench_{cls};
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+    }}
+}}""")
+    return "\n".join(blocks)
+
+
+def class_conf(cls):
+    """Our gunicorn.conf.py for another worker class: gevent's patching only for gevent."""
+    conf = dexec(f"cat {GUNICORN_CONF}")
+    if cls != "gevent":
+        conf = re.sub(r"^(from gevent import monkey|monkey\.patch_all\(\))$", "", conf, flags=re.M)
+    path = f"{WORK}/gunicorn-{cls}.conf.py"
+    put(path, conf)
+    return path
 
 
 def minimal_nginx_conf():
@@ -184,6 +229,16 @@ def start(server):
                             "--no-control-socket", f"{APP}:app"],
                    f"User={APP}", "Group=www-data", f"WorkingDirectory={APP_DIR}",
                    f"EnvironmentFile=/etc/flaskapp/{APP}/env", "RuntimeDirectory=bench-recipe")
+    elif server in CLASSES:
+        cls = server.split("-", 1)[1]
+        extra = ["--threads", str(GTHREAD_THREADS)] if cls == "gthread" else []
+        start_unit(server, [f"{VENV}/bin/gunicorn", "--config", class_conf(cls),
+                            "--worker-class", cls, *extra, "--bind",
+                            f"unix:/run/bench-{server}/app.sock", "--umask", "007",
+                            "--no-control-socket"],
+                   f"User={APP}", "Group=www-data", f"WorkingDirectory={APP_DIR}",
+                   f"EnvironmentFile=/etc/flaskapp/{APP}/env", f"RuntimeDirectory=bench-{server}",
+                   f"Environment=PATH={VENV}/bin:/usr/bin:/bin")
     elif server == "nginx-minimal":
         put(f"{WORK}/nginx-minimal.conf", minimal_nginx_conf())
         dexec(f"nginx -q -t -c {WORK}/nginx-minimal.conf && nginx -c {WORK}/nginx-minimal.conf")
@@ -191,7 +246,7 @@ def start(server):
 
 
 def stop(server):
-    if server in ("flask-dev", "gunicorn-direct", "recipe"):
+    if server in ("flask-dev", "gunicorn-direct", "recipe", *CLASSES):
         stop_unit(server)
     elif server == "nginx-minimal":
         dexec(f"[ ! -f {WORK}/nginx-minimal.pid ] || nginx -c {WORK}/nginx-minimal.conf -s quit; "
@@ -233,7 +288,7 @@ def setup():
 
 def cleanup():
     """Stop everything the benchmark started; put the real stack back as it was."""
-    for server in SERVERS:
+    for server in SERVERS + CLASSES:
         stop(server)
     dexec(f"if [ -f {NGINX_CONF} ]; then rm -f {NGINX_CONF}; nginx -t -q && systemctl reload nginx; fi; "
           f"rm -rf {WORK} {NGINX_LOG}", check=False)
@@ -311,9 +366,13 @@ def stack_config():
     """The settings of the stack under test, as the roles rendered them."""
     conf = dexec(f"cat {GUNICORN_CONF}; cat /etc/nginx/sites-enabled/{APP}.conf", check=False)
     found = {}
-    for key in ("worker_class", "workers", "threads"):
+    for key in ("worker_class", "workers", "threads", "worker_connections"):
         m = re.search(rf"^{key} = \"?(\w+)\"?", conf, re.M)
         found[key] = m.group(1) if m else None
+    # How many requests each worker serves at once, in words.
+    found["per_worker"] = (f"{found['threads']} threads" if found["worker_class"] == "gthread"
+                           else f"{found['worker_connections'] or 1000} connections"
+                           if found["worker_class"] == "gevent" else "1 request")
     m = re.search(r"^\s*keepalive (\d+);", conf, re.M)
     found["nginx_upstream_keepalive"] = int(m.group(1)) if m else 0
     found["url"] = STACK_URL
@@ -343,7 +402,7 @@ def read_provisioning(logdir):
         result[key] = float(value) if key.endswith("_s") else value
     if result["rerun_changed"].isdigit():
         result["rerun_changed"] = int(result["rerun_changed"])
-    for run in ("converge", "rerun"):
+    for run in ("converge", "rerun", "deploy"):
         recap = Path(logdir, f"{run}.log").read_text().split("TASKS RECAP")[-1]
         tasks = re.findall(r"^(.+?) -{3,} ([\d.]+)s$", recap, re.M)
         result[f"tasks_{run}"] = len(tasks)
@@ -441,6 +500,18 @@ def slowloris_lines(runs):
     return lines
 
 
+def class_lines(runs):
+    lines = []
+    for server in CLASSES:
+        plain, slow = find(runs, server, "/", 50), find(runs, server, "/slow?ms=100", 200)
+        if plain and slow:
+            lines.append(f"- {server.split('-', 1)[1]}: `/` c50 {plain['rps']:,.0f} rps, p99 "
+                         f"{plain['p99_ms']:.1f} ms; `/slow?ms=100` c200 {slow['rps']:,.0f} rps "
+                         f"({slow['rps'] / 2000:.0%} of 2,000), p99 {slow['p99_ms']:.0f} ms, "
+                         f"{slow['errors']} errors")
+    return lines
+
+
 def provisioning_lines(prov):
     if not prov:
         return ["Not measured in this run (smoke mode or BENCH_PROVISION=0)."]
@@ -449,12 +520,16 @@ def provisioning_lines(prov):
     lines = [f"- container start and boot, SSH ready: {prov['boot_s']:.1f} s",
              f"- fresh converge of `site.yml`: **{prov['converge_s']:.1f} s**",
              f"- idempotent re-run: **{prov['rerun_s']:.1f} s**, changed={prov['rerun_changed']}",
+             f"- deploy of a new release (`playbooks/deploy.yml`): **{prov['deploy_s']:.1f} s**",
              "", f"Slowest of the {prov['tasks_converge']} tasks of the fresh converge "
              f"({prov['tasks_converge_s']:.1f} s in all, by profile_tasks):", ""]
     lines += [f"- {t['task']}: {t['s']:.1f} s" for t in prov["slowest_tasks_converge"]]
     lines += ["", f"Slowest of the {prov['tasks_rerun']} tasks of the re-run "
               f"({prov['tasks_rerun_s']:.1f} s in all):", ""]
     lines += [f"- {t['task']}: {t['s']:.1f} s" for t in prov["slowest_tasks_rerun"]]
+    lines += ["", f"Slowest of the {prov['tasks_deploy']} tasks of the deploy "
+              f"({prov['tasks_deploy_s']:.1f} s in all):", ""]
+    lines += [f"- {t['task']}: {t['s']:.1f} s" for t in prov["slowest_tasks_deploy"]]
     return lines
 
 
@@ -468,7 +543,7 @@ def summary(result):
         f"VPS container, over loopback. Machine: {result['machine']}.",
         "",
         f"Stack under test ({cfg['url']}): Gunicorn {cfg['worker_class']}, {cfg['workers']} workers x "
-        f"{cfg['threads']} threads, Nginx upstream keepalive {cfg['nginx_upstream_keepalive']}. "
+        f"{cfg['per_worker']}, Nginx upstream keepalive {cfg['nginx_upstream_keepalive']}. "
         "rps counts 2xx/3xx answers per second; errors are socket errors (connect, read, write, "
         "an answer later than 2 s) and 4xx/5xx answers (and, in a run where no request got an "
         "answer at all, every connection).",
@@ -491,6 +566,11 @@ def summary(result):
               f"{SLOWLORIS} connections send their headers one line a second and never finish, "
               "while normal clients load `/` at c50:", ""]
     lines += slowloris_lines(result["runs"]) or ["Not measured."]
+    lines += ["", "## Worker classes", "",
+              "Our gunicorn.conf.py with each Gunicorn worker class, behind our Nginx with the "
+              f"stack's upstream settings, over plain HTTP (gthread with {GTHREAD_THREADS} threads "
+              "per worker); the choice of `flaskapp_worker_class`:", ""]
+    lines += class_lines(result["runs"]) or ["Not measured."]
     lines += ["", "## Provisioning", ""] + provisioning_lines(result.get("provisioning"))
     lines += ["", "## All runs", "", table(result["runs"]), ""]
     return "\n".join(lines)
@@ -536,7 +616,7 @@ def chart(result, path):
                bbox_to_anchor=(0.5, 0.955), frameon=False)
     cfg = result["stack_config"]
     fig.suptitle(f"Flask app, one host, wrk over loopback, {result['duration_s']} s per run "
-                 f"(stack: {cfg['worker_class']} {cfg['workers']}x{cfg['threads']})", fontsize=11)
+                 f"(stack: {cfg['worker_class']}, {cfg['workers']} workers)", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -604,7 +684,7 @@ def main():
         STACK_URL = STACK_URL or find_stack_url()
         wait_ready(STACK_URL + "/healthz", "stack")
         result["stack_config"] = stack_config()
-        for server in SERVERS:
+        for server in SERVERS + CLASSES:
             start(server)
         for route, concurrency, servers in PLAN:
             for name in servers:

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Time provisioning: a fresh converge of site.yml on a NEW throwaway container,
-# then an idempotent re-run (it must report changed=0), with Ansible's
-# profile_tasks callback to show where the time goes. The container is removed
-# at the end, whatever happens.
+# an idempotent re-run (it must report changed=0) and a deploy of a new release
+# (playbooks/deploy.yml), with Ansible's profile_tasks callback to show where the
+# time goes. The container is removed at the end, whatever happens.
 #
 #   bench/provision.sh [LOGDIR]
 #
 # The container is started from flask-vps:debian12 as scripts/demo.sh starts the
 # demo VPS, under another name and with only SSH published (127.0.0.1:2232), and
 # reached over SSH with a key made for this run. LOGDIR (default: a new
-# temporary directory) receives converge.log, rerun.log and `times`, which
-# bench.py reads: boot_s, converge_s, rerun_s, rerun_changed, healthz (or, when a
+# temporary directory) receives converge.log, rerun.log, deploy.log and `times`, which
+# bench.py reads: boot_s, converge_s, rerun_s, rerun_changed, deploy_s, healthz (or, when a
 # run fails, `error`: Ansible's error line).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,7 +57,7 @@ t1=$(now)
 # The demo inventory, pointed at this container (extra vars win over inventory vars).
 playbook() {
   ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks PROFILE_TASKS_TASK_OUTPUT_LIMIT=all \
-    ANSIBLE_FORCE_COLOR=0 ansible-playbook site.yml -i inventory/demo \
+    ANSIBLE_FORCE_COLOR=0 ansible-playbook "${playbook_file:-site.yml}" -i inventory/demo \
     -e "ansible_port=$ssh_port" -e "ansible_ssh_private_key_file=$key" "$@"
 }
 
@@ -73,6 +73,15 @@ echo "provisioning: idempotent re-run (log: $logdir/rerun.log)"
 playbook >"$logdir/rerun.log" 2>&1 || failed "$logdir/rerun.log"
 t3=$(now)
 
+# A deploy of a new release: the sample app with one more file, so a new release id
+# (its own virtualenv, health-checked before the switch).
+src="$logdir/app"
+rm -rf "$src" && cp -r app "$src" && date >"$src/DEPLOYED_AT"
+echo "provisioning: deploy of a new release (log: $logdir/deploy.log)"
+playbook_file=playbooks/deploy.yml playbook -e "flaskapp_src=$src" >"$logdir/deploy.log" 2>&1 ||
+  failed "$logdir/deploy.log"
+t4=$(now)
+
 changed=$(sed -n 's/.* changed=\([0-9]*\) .*/\1/p' "$logdir/rerun.log" | tail -n 1)
 # HTTPS when the stack has it (port 80 then only redirects), else plain HTTP.
 healthz=$(docker exec "$name" sh -c 'curl -fsSk --max-time 5 https://127.0.0.1/healthz ||
@@ -83,8 +92,10 @@ boot_s=$(seconds "$t0" "$t1")
 converge_s=$(seconds "$t1" "$t2")
 rerun_s=$(seconds "$t2" "$t3")
 rerun_changed=${changed:-unknown}
+deploy_s=$(seconds "$t3" "$t4")
 healthz=$healthz
 TIMES
 echo "provisioning: boot $(seconds "$t0" "$t1") s, fresh converge $(seconds "$t1" "$t2") s," \
-  "re-run $(seconds "$t2" "$t3") s (changed=${changed:-unknown}); slowest tasks of the converge:"
+  "re-run $(seconds "$t2" "$t3") s (changed=${changed:-unknown}), deploy $(seconds "$t3" "$t4") s;" \
+  "slowest tasks of the converge:"
 grep -E ' -{3,} [0-9.]+s$' "$logdir/converge.log" | head -n 5 || true
