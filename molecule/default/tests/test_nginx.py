@@ -10,6 +10,16 @@ def test_nginx_is_installed_enabled_and_running(host):
     assert host.service("nginx").is_running
 
 
+def test_nginx_leaves_the_cores_to_the_apps(host):
+    # One worker per four cores, at least one; each may open twice its 8192 connections.
+    cores = int(host.check_output("nproc"))
+    workers = host.check_output("pgrep -P %s", host.check_output("cat /run/nginx.pid")).split()
+    assert len(workers) == max(cores // 4, 1)
+    for pid in workers:
+        limits = host.file(f"/proc/{pid}/limits").content_string.splitlines()
+        assert next(line for line in limits if line.startswith("Max open files")).split()[3] == "16384"
+
+
 def test_default_site_is_gone(host):
     assert not host.file("/etc/nginx/sites-enabled/default").exists
 
