@@ -66,8 +66,10 @@ PORTS = {"flask-dev": 5000, "gunicorn-direct": 8001, "recipe": 8082,
          "class-gevent": 8091, "class-gthread": 8092, "class-sync": 8093}
 # (route, concurrency, servers), run in this order. The servers compared by a
 # target run one right after the other, so that the noise of a shared machine hits
-# them alike. "+slowloris": normal clients load the server while slow connections
-# trickle their headers (gunicorn-direct shows what happens with no Nginx in front).
+# them alike; the targets' `/` c50 runs are then repeated in reverse order (A B .. B A)
+# and each result is the mean of its two runs, so that a drift hits both sides alike.
+# "+slowloris": normal clients load the server while slow connections trickle their
+# headers (gunicorn-direct shows what happens with no Nginx in front).
 PLAN = [
     ("/", 50, ["flask-dev", "gunicorn-direct", "stack", "stack+slowloris", "recipe",
                "recipe+slowloris", "gunicorn-direct+slowloris", "nginx-static", "nginx-minimal"]),
@@ -310,7 +312,9 @@ def measure(server, route, concurrency, scenario="normal"):
     url = base_url(server) + route
     if WARMUP:
         wrk(url, concurrency, WARMUP)
+    before = cpu_seconds()
     r = wrk(url, concurrency, DURATION)
+    after = cpu_seconds()
     seconds = r["duration_us"] / 1e6
     # wrk counts no error for a request that never gets an answer: when none did,
     # count every connection as one.
@@ -324,7 +328,34 @@ def measure(server, route, concurrency, scenario="normal"):
         # Socket errors (connect, read, write, answer after the 2 s timeout), 4xx/5xx.
         "errors": r["connect"] + r["read"] + r["write"] + r["timeout"] + r["status"] + stalled,
         "requests": r["requests"],
+        # CPU seconds used during the run by Nginx and by the Python servers.
+        "cpu_s": {k: round(after[k] - before[k], 2) for k in after},
     }
+
+
+def cpu_seconds():
+    """CPU seconds (user + system) used so far by the container's Nginx processes and
+    by its Python servers (gunicorn, flask); only the server under test is busy."""
+    out = dexec("cat /proc/[0-9]*/stat 2>/dev/null || true")
+    total = {"nginx": 0.0, "python": 0.0}
+    for line in out.splitlines():
+        comm, _, rest = line.partition(" (")[2].rpartition(") ")
+        fields = rest.split()
+        key = "nginx" if comm == "nginx" else "python" if comm in ("gunicorn", "flask") else None
+        if key and len(fields) > 12:
+            total[key] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def merge(first, second):
+    """The mean of two runs of the same thing (counts added up)."""
+    both = dict(first, repeats=2)
+    for key in ("rps", "p50_ms", "p99_ms"):
+        both[key] = round((first[key] + second[key]) / 2, 2)
+    for key in ("errors", "requests"):
+        both[key] = first[key] + second[key]
+    both["cpu_s"] = {k: round(first["cpu_s"][k] + second["cpu_s"][k], 2) for k in first["cpu_s"]}
+    return both
 
 
 def measure_under_slowloris(server):
@@ -500,6 +531,18 @@ def slowloris_lines(runs):
     return lines
 
 
+def cpu_lines(runs):
+    stack = find(runs, "stack", "/", 50)
+    if not stack or not stack.get("cpu_s", {}).get("python"):
+        return ["Not measured."]
+    cpu = stack["cpu_s"]
+    return [f"During the stack's `/` c50 runs Nginx used {cpu['nginx']:.1f} CPU seconds and "
+            f"Gunicorn with Flask {cpu['python']:.1f}: a request costs Nginx (TLS included) "
+            f"{cpu['nginx'] / cpu['python']:.0%} of what it costs the app. Nginx's worker count "
+            "(`nginx_worker_processes`, one per four cores) follows from it; the rest of the "
+            "2 cores went to wrk, which shares the host."]
+
+
 def class_lines(runs):
     lines = []
     for server in CLASSES:
@@ -554,7 +597,8 @@ def summary(result):
         "",
         "Ratios between servers measured in this run, never asserted. The machine is shared and "
         "has 2 cores: numbers, and ratios less so, move from run to run, and a result near its "
-        "threshold can flip between two runs.",
+        "threshold can flip between two runs. Each `/` c50 result (but slowloris) is the mean "
+        "of two runs made in mirrored order (A B .. B A).",
         "",
     ]
     lines += [f"- **{c['status']}** {c['target']}: {c['measured']}" for c in result["checks"]]
@@ -566,6 +610,7 @@ def summary(result):
               f"{SLOWLORIS} connections send their headers one line a second and never finish, "
               "while normal clients load `/` at c50:", ""]
     lines += slowloris_lines(result["runs"]) or ["Not measured."]
+    lines += ["", "## Where the CPU goes", ""] + cpu_lines(result["runs"])
     lines += ["", "## Worker classes", "",
               "Our gunicorn.conf.py with each Gunicorn worker class, behind our Nginx with the "
               f"stack's upstream settings, over plain HTTP (gthread with {GTHREAD_THREADS} threads "
@@ -687,13 +732,20 @@ def main():
         for server in SERVERS + CLASSES:
             start(server)
         for route, concurrency, servers in PLAN:
-            for name in servers:
+            order = list(servers)
+            if (route, concurrency) == ("/", 50):  # A B .. B A, see PLAN
+                order += [name for name in reversed(servers) if "+" not in name]
+            for name in order:
                 server, _, scenario = name.partition("+")
                 if scenario == "slowloris":
                     run = measure_under_slowloris(server)
                 else:
                     run = measure(server, route, concurrency)
-                runs.append(run)
+                first = find(runs, server, route, concurrency, run["scenario"])
+                if first:
+                    runs[runs.index(first)] = merge(first, run)
+                else:
+                    runs.append(run)
                 print(f"{server:16} {route:13} c{concurrency:<4} {run['scenario']:10} {run['rps']:>9,.0f} rps"
                       f"  p50 {run['p50_ms']:7.1f} ms  p99 {run['p99_ms']:7.1f} ms  "
                       f"errors {run['errors']}", flush=True)
