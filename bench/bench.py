@@ -17,6 +17,9 @@ removed at the end) and the slowloris clients. Servers:
                    socket behind Nginx, with no upstream keepalive
   nginx-static     `return 200` from Nginx through our nginx.conf: the ceiling
   nginx-minimal    the same `return 200` from a second Nginx with a minimal config
+                   and as many workers as ours
+  class-*          our gunicorn.conf.py with the gevent, gthread and sync workers,
+                   behind our Nginx over plain HTTP (the choice of the default)
 
 Writes DIR/latest.json, DIR/summary.md and DIR/chart.png (DIR: bench/results, or
 $BENCH_OUT). Settings (environment): BENCH_DURATION seconds per measured run (6),
@@ -197,10 +200,13 @@ def class_conf(cls):
 
 def minimal_nginx_conf():
     """A second Nginx with nothing but what `return 200` needs (it logs, as Nginx
-    does by default)."""
+    does by default), and as many workers as ours: the comparison is of everything
+    else our nginx.conf sets. (How many workers is a choice of its own: see the
+    README's Performance section.)"""
+    workers = re.search(r"^worker_processes (\w+);", dexec("cat /etc/nginx/nginx.conf"), re.M)
     return f"""pid {WORK}/nginx-minimal.pid;
 error_log {WORK}/nginx-minimal.error.log;
-worker_processes auto;
+worker_processes {workers.group(1) if workers else "auto"};
 events {{}}
 http {{
     access_log {NGINX_LOG};
