@@ -62,7 +62,7 @@ APP_SERVERS = SERVERS[:4]  # nginx-* answer every path with an empty 200: `/` on
 # The choice of the flaskapp role's worker class: our gunicorn.conf.py with each
 # class, behind a server block of our Nginx with the stack's upstream settings (plain
 # HTTP, so the three are compared with each other only). Not in the chart.
-CLASSES = ["class-gevent", "class-gthread", "class-sync"]
+CLASSES = {"class-gevent": "gevent", "class-gthread": "gthread", "class-sync": "sync"}
 GTHREAD_THREADS = 40  # flaskapp_threads' default
 PORTS = {"flask-dev": 5000, "gunicorn-direct": 8001, "recipe": 8082,
          "nginx-static": 8083, "nginx-minimal": 8084,
@@ -79,8 +79,8 @@ PLAN = [
     ("/", 200, SERVERS),
     ("/slow?ms=100", 50, APP_SERVERS),
     ("/slow?ms=100", 200, APP_SERVERS),
-    ("/", 50, CLASSES),
-    ("/slow?ms=100", 200, CLASSES),
+    ("/", 50, list(CLASSES)),
+    ("/slow?ms=100", 200, list(CLASSES)),
 ]
 SLOWLORIS_SERVERS = [s.split("+")[0] for s in PLAN[0][2] if s.endswith("+slowloris")]
 
@@ -165,8 +165,7 @@ server {{
 def class_blocks():
     """One server block per worker class, proxying as the stack's vhost does."""
     blocks = []
-    for name in CLASSES:
-        cls = name.split("-", 1)[1]
+    for name, cls in CLASSES.items():
         blocks.append(f"""# {name}: our gunicorn.conf.py with the {cls} worker class.
 upstream bench_{cls} {{
     server unix:/run/bench-{name}/app.sock;
@@ -220,6 +219,13 @@ http {{
 """
 
 
+def socket_unit_properties(name):
+    """A Gunicorn of our own on a unix socket that Nginx's group may connect to."""
+    return (f"User={APP}", "Group=www-data", f"WorkingDirectory={APP_DIR}",
+            f"EnvironmentFile=/etc/flaskapp/{APP}/env", f"RuntimeDirectory=bench-{name}",
+            f"Environment=PATH={VENV}/bin:/usr/bin:/bin")
+
+
 def start(server):
     if server == "flask-dev":
         start_unit(server, [f"{VENV}/bin/flask", "--app", APP, "run", "--host", "127.0.0.1",
@@ -235,18 +241,15 @@ def start(server):
         start_unit(server, [f"{VENV}/bin/gunicorn", "--workers", "3", "--bind",
                             "unix:/run/bench-recipe/recipe.sock", "--umask", "007",
                             "--no-control-socket", f"{APP}:app"],
-                   f"User={APP}", "Group=www-data", f"WorkingDirectory={APP_DIR}",
-                   f"EnvironmentFile=/etc/flaskapp/{APP}/env", "RuntimeDirectory=bench-recipe")
+                   *socket_unit_properties(server))
     elif server in CLASSES:
-        cls = server.split("-", 1)[1]
+        cls = CLASSES[server]
         extra = ["--threads", str(GTHREAD_THREADS)] if cls == "gthread" else []
         start_unit(server, [f"{VENV}/bin/gunicorn", "--config", class_conf(cls),
                             "--worker-class", cls, *extra, "--bind",
                             f"unix:/run/bench-{server}/app.sock", "--umask", "007",
                             "--no-control-socket"],
-                   f"User={APP}", "Group=www-data", f"WorkingDirectory={APP_DIR}",
-                   f"EnvironmentFile=/etc/flaskapp/{APP}/env", f"RuntimeDirectory=bench-{server}",
-                   f"Environment=PATH={VENV}/bin:/usr/bin:/bin")
+                   *socket_unit_properties(server))
     elif server == "nginx-minimal":
         put(f"{WORK}/nginx-minimal.conf", minimal_nginx_conf())
         dexec(f"nginx -q -t -c {WORK}/nginx-minimal.conf && nginx -c {WORK}/nginx-minimal.conf")
@@ -296,7 +299,7 @@ def setup():
 
 def cleanup():
     """Stop everything the benchmark started; put the real stack back as it was."""
-    for server in SERVERS + CLASSES:
+    for server in SERVERS + list(CLASSES):
         stop(server)
     dexec(f"if [ -f {NGINX_CONF} ]; then rm -f {NGINX_CONF}; nginx -t -q && systemctl reload nginx; fi; "
           f"rm -rf {WORK} {NGINX_LOG}", check=False)
@@ -554,7 +557,7 @@ def class_lines(runs):
     for server in CLASSES:
         plain, slow = find(runs, server, "/", 50), find(runs, server, "/slow?ms=100", 200)
         if plain and slow:
-            lines.append(f"- {server.split('-', 1)[1]}: `/` c50 {plain['rps']:,.0f} rps, p99 "
+            lines.append(f"- {CLASSES[server]}: `/` c50 {plain['rps']:,.0f} rps, p99 "
                          f"{plain['p99_ms']:.1f} ms; `/slow?ms=100` c200 {slow['rps']:,.0f} rps "
                          f"({slow['rps'] / 2000:.0%} of 2,000), p99 {slow['p99_ms']:.0f} ms, "
                          f"{slow['errors']} errors")
@@ -735,7 +738,7 @@ def main():
         STACK_URL = STACK_URL or find_stack_url()
         wait_ready(STACK_URL + "/healthz", "stack")
         result["stack_config"] = stack_config()
-        for server in SERVERS + CLASSES:
+        for server in SERVERS + list(CLASSES):
             start(server)
         for route, concurrency, servers in PLAN:
             order = list(servers)
