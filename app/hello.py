@@ -3,6 +3,7 @@
 Routes:
   /          hello
   /healthz   {"status": "ok", "release": "<deployed release id>"}
+  /echo      POST: {"received": <bytes of the body>, "release": ...}, a write-like request
   /slow?ms=N waits N ms, like a slow backend call (blocks a naive server)
   /client    what the app sees of the client (address and scheme behind the proxy)
   /visits    a counter in SQLite, kept in the app's state directory
@@ -54,6 +55,10 @@ def create_app(test_config=None):
     @app.get("/healthz")
     def healthz():
         return jsonify(status="ok", release=app.config["RELEASE"])
+
+    @app.post("/echo")
+    def echo():
+        return jsonify(received=len(request.get_data()), release=app.config["RELEASE"])
 
     @app.get("/slow")
     def slow():

@@ -61,3 +61,9 @@ def test_static_file_exists(client):
     response = client.get("/static/style.css")
     assert response.status_code == 200
     assert b"font-family" in response.data
+
+
+def test_echo_counts_the_posted_body(client):
+    response = client.post("/echo", data=b"x" * 1000)
+    assert response.status_code == 200
+    assert response.get_json()["received"] == 1000

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Bounded load against Nginx inside a test instance, while a deploy runs.
 
-Threads send GET /healthz over kept-alive HTTPS connections, at a steady rate
-that leaves the deploy its share of the CPU, until the stop file
+Client threads send GET /healthz over kept-alive HTTPS connections, every Nth
+request a POST /echo with a body, at a steady total rate, until the stop file
 appears, or the time or request limit is reached (it always stops by itself).
-The result is JSON: requests, non-2xx answers, connection errors, latency, and
-how many requests each release served.
+Other threads keep long requests (/slow?ms=N) in flight all the time, as a slow
+report or upload would. The result is JSON: requests, POSTs, non-2xx answers,
+connection errors, retries on a closed idle connection, and latency (p50, p99,
+worst) of the short requests; the long
+requests' count, failures and worst time; and how many requests each release served.
 """
 
 import argparse
@@ -16,65 +19,105 @@ import ssl
 import threading
 import time
 
+POST_BODY = b"x" * 2048
 
-def connect(args, context):
-    return http.client.HTTPSConnection(args.host, args.port, timeout=30, context=context,
+
+def connect(args, context, timeout=30):
+    return http.client.HTTPSConnection(args.host, args.port, timeout=timeout, context=context,
                                        source_address=(args.source, 0))
 
 
-def send(conn, args):
-    conn.request("GET", args.path, headers={"Host": "localhost"})
+def send(conn, method, path):
+    if method == "POST":
+        conn.request("POST", path, body=POST_BODY,
+                     headers={"Host": "localhost", "Content-Type": "application/octet-stream"})
+    else:
+        conn.request("GET", path, headers={"Host": "localhost"})
     response = conn.getresponse()
     return response, response.read()
 
 
-def worker(args, stop, results, lock):
+def exchange(state, args, context, method, path, timeout=30):
+    """One request on the thread's kept-alive connection; (status, body) or None on error.
+
+    A kept-alive connection that the server closed while idle (a graceful reload
+    closes idle ones) is retried once on a new connection, as browsers and HTTP
+    libraries do; for a POST that is safe only because the request never arrived.
+    """
+    for attempt in (1, 2):
+        if state.get("conn") is None:
+            state["conn"] = connect(args, context, timeout)
+        fresh = attempt == 2
+        try:
+            response, body = send(state["conn"], method, path)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            state["conn"].close()
+            state["conn"] = None
+            if fresh:
+                return None
+            state["retries"] = state.get("retries", 0) + 1
+            continue
+        except (OSError, http.client.HTTPException):
+            state["conn"].close()
+            state["conn"] = None
+            return None
+        if response.will_close:
+            state["conn"].close()
+            state["conn"] = None
+        return response.status, body
+    return None
+
+
+def client(args, stop, results, lock):
+    """Short requests at this thread's share of the rate: GETs, every Nth a POST."""
     context = ssl._create_unverified_context()  # the instance's self-signed certificate
-    conn = None
-    local = {"requests": 0, "non_2xx": 0, "errors": 0, "latencies": [], "releases": {}}
-    interval = args.threads / args.rate  # each thread's share of the request rate
+    state = {}
+    local = {"requests": 0, "posts": 0, "non_2xx": 0, "errors": 0, "latencies": [], "releases": {}}
+    interval = args.threads / args.rate
     next_at = time.monotonic()
+    n = 0
     while not stop.is_set():
         next_at += interval
         time.sleep(max(0.0, next_at - time.monotonic()))
-        if conn is None:
-            conn = connect(args, context)
+        n += 1
+        post = args.post_every > 0 and n % args.post_every == 0
         started = time.monotonic()
-        try:
-            response, body = send(conn, args)
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-            # The server closed this kept-alive connection (a graceful reload closes
-            # idle ones): like any HTTP client, retry once on a new connection.
-            conn.close()
-            conn = connect(args, context)
-            try:
-                response, body = send(conn, args)
-            except (OSError, http.client.HTTPException):
-                local["errors"] += 1
-                conn.close()
-                conn = None
-                continue
-        except (OSError, http.client.HTTPException):
+        answer = exchange(state, args, context, "POST" if post else "GET", "/echo" if post else args.path)
+        if answer is None:
             local["errors"] += 1
-            conn.close()
-            conn = None
             continue
+        status, body = answer
         local["latencies"].append(time.monotonic() - started)
         local["requests"] += 1
-        if not 200 <= response.status < 300:
+        local["posts"] += post
+        if not 200 <= status < 300:
             local["non_2xx"] += 1
         else:
             release = json.loads(body).get("release", "?")
             local["releases"][release] = local["releases"].get(release, 0) + 1
-        if response.will_close:
-            conn.close()
-            conn = None
+    local["retries"] = state.get("retries", 0)
     with lock:
-        for key in ("requests", "non_2xx", "errors"):
+        for key in ("requests", "posts", "non_2xx", "errors", "retries"):
             results[key] += local[key]
         results["latencies"] += local["latencies"]
         for release, count in local["releases"].items():
             results["releases"][release] = results["releases"].get(release, 0) + count
+
+
+def long_client(args, stop, results, lock):
+    """Keep one long request in flight until told to stop."""
+    context = ssl._create_unverified_context()
+    state = {}
+    while not stop.is_set():
+        started = time.monotonic()
+        answer = exchange(state, args, context, "GET", f"/slow?ms={args.long_ms}",
+                          timeout=args.long_ms / 1000 + 60)
+        took = time.monotonic() - started
+        with lock:
+            results["long_requests"] += 1
+            results["long_max_ms"] = max(results["long_max_ms"], round(took * 1000, 1))
+            if answer is None or not 200 <= answer[0] < 300:
+                results["long_failed"] += 1
 
 
 def main():
@@ -84,7 +127,10 @@ def main():
     parser.add_argument("--path", default="/healthz")
     parser.add_argument("--source", default="127.0.0.3", help="client address (exempt from rate limits)")
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--rate", type=float, default=300, help="requests per second, all threads together")
+    parser.add_argument("--rate", type=float, default=300, help="short requests per second, all threads together")
+    parser.add_argument("--post-every", type=int, default=10, help="every Nth short request is a POST (0: none)")
+    parser.add_argument("--long", type=int, default=2, help="threads that keep a long request in flight")
+    parser.add_argument("--long-ms", type=int, default=5000, help="how long each long request takes")
     parser.add_argument("--seconds", type=float, default=180, help="hard time limit")
     parser.add_argument("--max-requests", type=int, default=500_000)
     parser.add_argument("--stop-file", required=True)
@@ -92,8 +138,10 @@ def main():
     args = parser.parse_args()
 
     stop, lock = threading.Event(), threading.Lock()
-    results = {"requests": 0, "non_2xx": 0, "errors": 0, "latencies": [], "releases": {}}
-    threads = [threading.Thread(target=worker, args=(args, stop, results, lock)) for _ in range(args.threads)]
+    results = {"requests": 0, "posts": 0, "non_2xx": 0, "errors": 0, "retries": 0, "latencies": [], "releases": {},
+               "long_requests": 0, "long_failed": 0, "long_max_ms": 0.0}
+    threads = [threading.Thread(target=client, args=(args, stop, results, lock)) for _ in range(args.threads)]
+    threads += [threading.Thread(target=long_client, args=(args, stop, results, lock)) for _ in range(args.long)]
     started = time.monotonic()
     for thread in threads:
         thread.start()
@@ -109,6 +157,7 @@ def main():
     latencies = sorted(results.pop("latencies")) or [0.0]
     results.update(
         seconds=round(elapsed, 1),
+        rate=args.rate,
         rps=round(len(latencies) / elapsed, 1),
         p50_ms=round(latencies[len(latencies) // 2] * 1000, 1),
         p99_ms=round(latencies[int(len(latencies) * 0.99)] * 1000, 1),
