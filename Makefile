@@ -11,12 +11,13 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Every directory under molecule/ with a molecule.yml (molecule/common holds helpers).
 SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: help venv engine images demo demo-down deploy rollback test lint syntax unit molecule $(addprefix molecule-,$(SCENARIOS)) clean
+.PHONY: help venv engine images demo demo-down deploy rollback run test lint syntax unit molecule $(addprefix molecule-,$(SCENARIOS)) clean
 
 help:
 	@echo "make demo       start a local VPS (container) and serve the sample app on http://127.0.0.1:8080"
 	@echo "make demo-down  remove the demo VPS"
 	@echo "make deploy     deploy app/ (or SRC=dir) to the demo VPS; make rollback [TO=release]"
+	@echo "make run        run CMD as APP runs on the demo VPS, e.g. make run APP=hello CMD='flask --app hello routes'"
 	@echo "make test       lint, syntax check, app unit tests, every Molecule scenario ($(SCENARIOS))"
 
 venv: $(VENV)/.installed
@@ -48,6 +49,10 @@ deploy: venv
 rollback: venv
 	ansible-playbook playbooks/rollback.yml -i inventory/demo $(if $(TO),-e flaskapp_rollback=$(TO))
 
+# Run a one-off command in an app's environment on the demo VPS.
+run: venv
+	ansible-playbook playbooks/run.yml -i inventory/demo -e flaskapp_run_app=$(APP) -e flaskapp_run_command='$(CMD)'
+
 test: lint syntax unit molecule
 
 lint: venv
@@ -55,7 +60,7 @@ lint: venv
 	ansible-lint --profile production
 
 syntax: venv
-	ansible-playbook --syntax-check site.yml
+	ansible-playbook --syntax-check site.yml playbooks/*.yml
 
 unit: venv
 	cd app && python -m pytest -q -p no:cacheprovider tests

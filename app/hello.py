@@ -17,9 +17,6 @@ import time
 from flask import Flask, jsonify, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-MAX_SLOW_MS = 10_000
-
-
 def create_app(test_config=None):
     # systemd sets STATE_DIRECTORY for the service (StateDirectory=); locally we
     # fall back to Flask's default instance folder.
@@ -27,6 +24,8 @@ def create_app(test_config=None):
     app.config.from_mapping(
         RELEASE=os.environ.get("FLASKAPP_RELEASE", "dev"),
         DATABASE=os.path.join(app.instance_path, "hello.sqlite3"),
+        # Settings come from the environment; a bad value stops the app at start.
+        MAX_SLOW_MS=int(os.environ.get("HELLO_MAX_SLOW_MS", "10000")),
     )
     if test_config:
         app.config.update(test_config)
@@ -48,6 +47,23 @@ def create_app(test_config=None):
                 conn.execute("INSERT INTO visits (n) VALUES (0)")
         print(f"database ready: {app.config['DATABASE']}")
 
+    @app.cli.command("db-upgrade")
+    def db_upgrade():
+        """The release's migrations (run once per release, as its release command):
+        here they only record that they ran, and for which release."""
+        os.makedirs(app.instance_path, exist_ok=True)
+        with db() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS migrations (release TEXT NOT NULL, at TEXT NOT NULL)")
+            conn.execute("INSERT INTO migrations VALUES (?, datetime('now'))", (app.config["RELEASE"],))
+        print(f"migrated for release {app.config['RELEASE']}")
+
+    @app.cli.command("migrations")
+    def migrations():
+        """List the releases the migrations ran for, oldest first."""
+        with db() as conn:
+            for release, at in conn.execute("SELECT release, at FROM migrations ORDER BY rowid"):
+                print(release, at)
+
     @app.get("/")
     def index():
         return "Hello from Flask, served by Gunicorn behind Nginx!\n"
@@ -64,8 +80,9 @@ def create_app(test_config=None):
     def slow():
         raw = request.args.get("ms", "100")
         ms = int(raw) if raw.isdigit() else -1
-        if not 0 <= ms <= MAX_SLOW_MS:
-            return jsonify(error=f"ms must be an integer from 0 to {MAX_SLOW_MS}"), 400
+        limit = app.config["MAX_SLOW_MS"]
+        if not 0 <= ms <= limit:
+            return jsonify(error=f"ms must be an integer from 0 to {limit}"), 400
         time.sleep(ms / 1000)
         return jsonify(slept_ms=ms)
 

@@ -67,3 +67,17 @@ def test_echo_counts_the_posted_body(client):
     response = client.post("/echo", data=b"x" * 1000)
     assert response.status_code == 200
     assert response.get_json()["received"] == 1000
+
+
+def test_migrations_record_each_run(app):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db-upgrade"]).exit_code == 0
+    assert runner.invoke(args=["db-upgrade"]).exit_code == 0
+    listed = runner.invoke(args=["migrations"]).output.split("\n")
+    assert [line.split()[0] for line in listed if line] == ["dev", "dev"]
+
+
+def test_a_bad_setting_stops_the_app_at_start(monkeypatch):
+    monkeypatch.setenv("HELLO_MAX_SLOW_MS", "not-a-number")
+    with pytest.raises(ValueError):
+        hello.create_app({"TESTING": True})

@@ -61,6 +61,16 @@ def main_pid(host, unit):
     return int(host.check_output("systemctl show --property MainPID --value %s", unit))
 
 
+def app_state(host, app):
+    """What `flaskapp-slot status` says of the app: serving slot, releases, history."""
+    return json.loads(host.check_output("/usr/local/sbin/flaskapp-slot status %s", app))
+
+
+def slot_unit(host, app):
+    """The units' name of the app's serving slot, e.g. hello-blue (.service, .socket)."""
+    return f"{app}-{app_state(host, app)['serving_slot']}"
+
+
 def serving(host):
     """Both apps answer through Nginx."""
     return all(

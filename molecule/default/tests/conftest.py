@@ -5,6 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "common"))
 
-from testlib import connect_as, http, main_pid, run_playbook, serving, wait_until  # noqa: E402,F401
+from testlib import (app_state, connect_as, http, main_pid, run_playbook, serving, slot_unit,  # noqa: E402,F401
+                     wait_until)
 
 APPS = ("hello", "greeter")

@@ -1,7 +1,7 @@
 """The nginx role: what a client sees through Nginx, and that a broken config never lands."""
 
 import pytest
-from conftest import http, run_playbook, serving, wait_until
+from conftest import http, run_playbook, serving, slot_unit, wait_until
 
 
 def test_nginx_is_installed_enabled_and_running(host):
@@ -56,24 +56,38 @@ def test_healthz_is_ok_through_nginx(host):
     ("https://127.0.0.1/assets/greeter.txt", "greeter.test", "greeter static file"),
 ])
 def test_static_files_come_from_nginx_even_with_the_app_down(host, url, host_header, text):
-    app = "hello" if host_header == "localhost" else "greeter"
-    host.run_expect([0], "systemctl stop %s.socket %s.service", app, app)
+    unit = slot_unit(host, "hello" if host_header == "localhost" else "greeter")
+    host.run_expect([0], "systemctl stop %s.socket %s.service", unit, unit)
     try:
         assert http(host, "https://127.0.0.1/", "-H", f"Host: {host_header}").status == 502
         response = http(host, url, "-H", f"Host: {host_header}")
         assert response.status == 200
         assert text in response.body
-        assert "max-age=" in response.headers["cache-control"]
     finally:
-        host.run_expect([0], "systemctl start %s.socket %s.service", app, app)
+        host.run_expect([0], "systemctl start %s.service", unit)
     wait_until(lambda: serving(host))
+
+
+def test_static_files_are_revalidated_so_a_deploy_never_leaves_them_stale(host):
+    # Browsers keep the file but ask again each time (no-cache), and get a 304 while
+    # it is unchanged: after a deploy they get the new file at once.
+    url = "https://127.0.0.1/static/style.css"
+    first = http(host, url)
+    assert first.status == 200
+    assert first.headers["cache-control"] == "no-cache"
+    assert first.headers["etag"] and first.headers["last-modified"]
+    again = http(host, url, "-H", f"If-None-Match: {first.headers['etag']}")
+    assert again.status == 304
+    # The security headers stay on static files too.
+    assert first.headers["x-content-type-options"] == "nosniff"
 
 
 def test_upstream_connections_are_kept_alive(host):
     # Several requests through Nginx reuse one connection to Gunicorn's socket.
     for _ in range(5):
         http(host, "https://127.0.0.1/")
-    established = host.check_output("ss -x state connected src /run/hello.sock | tail -n +2 | wc -l")
+    established = host.check_output("ss -x state connected src /run/%s.sock | tail -n +2 | wc -l",
+                                    slot_unit(host, "hello"))
     assert int(established) >= 1
 
 

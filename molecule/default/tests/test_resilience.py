@@ -2,17 +2,18 @@
 
 import subprocess
 
-from conftest import main_pid, serving, wait_until
+from conftest import main_pid, serving, slot_unit, wait_until
 
 
 def test_killed_gunicorn_master_is_restarted_by_systemd(host):
-    before = main_pid(host, "hello.service")
+    unit = f"{slot_unit(host, 'hello')}.service"
+    before = main_pid(host, unit)
     host.run_expect([0], "kill -KILL %s", str(before))
 
     def restarted():
-        """a new hello.service main process"""
-        pid = main_pid(host, "hello.service")
-        return pid not in (0, before) and host.service("hello.service").is_running
+        """a new main process of hello's serving slot"""
+        pid = main_pid(host, unit)
+        return pid not in (0, before) and host.service(unit).is_running
     wait_until(restarted)
     wait_until(lambda: serving(host))
 

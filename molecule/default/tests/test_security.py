@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import http, wait_until
+from conftest import http, slot_unit, wait_until
 
 
 def tls_handshake(host, *args):
@@ -131,7 +131,7 @@ def exposure(host, unit):
 
 @pytest.mark.parametrize("app", ["hello", "greeter"])
 def test_app_service_is_sandboxed(host, app):
-    assert exposure(host, f"{app}.service") <= 1.5
+    assert exposure(host, f"{slot_unit(host, app)}.service") <= 1.5
 
 
 def test_nginx_service_is_hardened(host):

@@ -1,8 +1,107 @@
-"""The deploy scenario's tests use the helpers in molecule/common/testlib.py."""
+"""The deploy scenario's tests: helpers from molecule/common/testlib.py, the load run
+around a playbook, and the sources the deploys ship."""
 
+import json
 import os
+import shutil
 import sys
+import time
+
+import pytest
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "common"))
 
-from testlib import http, run_playbook, wait_until  # noqa: E402,F401
+from testlib import app_state, http, main_pid, run_playbook, slot_unit, wait_until  # noqa: E402,F401
+
+PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+PLAYBOOKS = os.path.join(PROJECT, "playbooks")
+REPORT = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "deploy-report.json")
+# No request may wait this long while a deploy switches (a restart-based deploy made
+# every client wait 9.7 s; a blue/green switch makes them wait milliseconds).
+WORST_MS = 1000
+# Load: high is 300 requests/s, low 20/s; every 10th is a POST; two clients keep a
+# 5-second request in flight all the time.
+RATES = {"high": 300, "low": 20}
+
+
+def serving_release(host):
+    return http(host, "https://127.0.0.1/healthz").json()["release"]
+
+
+def playbook(name):
+    return os.path.join(PLAYBOOKS, name)
+
+
+def under_load(host, phase, book, *extra, rate="high"):
+    """Run a playbook while the load generator runs; return (play result, load figures)."""
+    out, stop = f"/tmp/load-{phase}.json", f"/tmp/load-{phase}.stop"
+    host.run("rm -f %s %s", out, stop)
+    host.run_expect([0], "systemd-run --unit loadgen-%s --property RuntimeMaxSec=300 "
+                         "/usr/local/bin/loadgen.py --seconds 240 --rate %s --stop-file %s --out %s",
+                    phase, str(RATES[rate]), stop, out)
+    time.sleep(3)  # load before the deploy starts
+    started = time.monotonic()
+    result = run_playbook(host, book, *extra)
+    took = time.monotonic() - started
+    time.sleep(3)  # and after it ends
+    host.run_expect([0], "touch %s", stop)
+    wait_until(lambda: host.file(out).exists, timeout=60)
+    load = json.loads(host.file(out).content_string)
+    load["play_seconds"] = round(took, 1)
+    record(host, phase, load)
+    return result, load
+
+
+def record(host, phase, load):
+    report = json.load(open(REPORT)) if os.path.exists(REPORT) else {}
+    report.setdefault(host.backend.host, {})[phase] = load
+    with open(REPORT, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"\n{host.backend.host} {phase}: {json.dumps(load)}")
+
+
+def assert_unnoticed(load, minimum):
+    """No failure of any kind, and no request that waited: what users would notice."""
+    assert load["errors"] == 0, load
+    assert load["non_2xx"] == 0, load
+    assert load["requests"] >= minimum and load["posts"] >= minimum // 20, load
+    assert load["max_ms"] < WORST_MS, load
+    assert load["long_requests"] >= 2 and load["long_failed"] == 0, load
+
+
+def extra_vars(tmp_path, **app_changes):
+    """An extra-vars file with the scenario's app changed (as the inventory has it)."""
+    app = {"name": "hello", "src": os.path.join(PROJECT, "app"), "entrypoint": "hello:app",
+           "pre_start": "flask --app hello init-db", "release_command": "flask --app hello db-upgrade"}
+    app.update(app_changes)
+    path = tmp_path / f"vars-{abs(hash(json.dumps(app, sort_keys=True)))}.json"
+    path.write_text(json.dumps({"flaskapp_apps": [app]}))
+    return f"@{path}"
+
+
+def copy_app(base, name, change):
+    """A copy of app/ with change(path) applied."""
+    path = base / name
+    shutil.copytree(os.path.join(PROJECT, "app"), path, ignore=shutil.ignore_patterns("__pycache__"))
+    change(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def sources(tmp_path_factory):
+    """Changed copies of app/: two new versions (v2 renames its stylesheet), a broken one."""
+    base = tmp_path_factory.mktemp("releases")
+
+    def v2(path):
+        (path / "VERSION").write_text("2\n")
+        (path / "static" / "style.css").rename(path / "static" / "style.v2.css")
+
+    def broken(path):
+        with open(path / "hello.py", "a") as f:
+            f.write('\nraise RuntimeError("this release is broken")\n')
+
+    return {
+        "v2": copy_app(base, "v2", v2),
+        "v3": copy_app(base, "v3", lambda path: (path / "VERSION").write_text("3\n")),
+        "broken": copy_app(base, "broken", broken),
+    }

@@ -77,7 +77,7 @@ def snapshot(host):
         "packages": host.check_output("dpkg-query -W -f '${Package} ${Version}\\n' | md5sum"),
         "units": host.check_output("systemctl list-units --all --no-legend --plain | awk '{print $1, $3, $4}' "
                                    "| grep -v -e '^session-' -e 'loadgen' | sort | md5sum"),
-        "files": host.check_output("find /etc /srv /usr/local /var/lib/hello /run/hello.sock -newer /tmp/before "
+        "files": host.check_output("find /etc /srv /usr/local /var/lib/hello /run/hello-blue.sock /run/hello-green.sock -newer /tmp/before "
                                    "-not -path '/etc/machine-id' 2>/dev/null | sort"),
     }
 

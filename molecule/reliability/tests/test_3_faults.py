@@ -6,7 +6,7 @@ import os
 import time
 
 import yaml
-from conftest import http, main_pid, run_playbook, wait_until
+from conftest import http, main_pid, run_playbook, slot_unit, wait_until
 
 PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
 SITE = os.path.join(PROJECT, "site.yml")
@@ -62,10 +62,11 @@ def test_killed_nginx_is_restarted_by_systemd(host):
 
 
 def test_killed_gunicorn_master_is_restarted_by_systemd(host):
-    before = main_pid(host, "hello.service")
+    unit = f"{slot_unit(host, 'hello')}.service"
+    before = main_pid(host, unit)
     with Load(host, "kill-gunicorn") as load:
         host.run_expect([0], "kill -KILL %s", str(before))
-        wait_until(lambda: main_pid(host, "hello.service") not in (0, before), timeout=15)
+        wait_until(lambda: main_pid(host, unit) not in (0, before), timeout=15)
         wait_until(lambda: serving(host), timeout=15)
     # The socket stays open (systemd holds it): only the requests the killed
     # workers were serving are lost, as 502s from Nginx.
