@@ -48,11 +48,13 @@ PROVISION = os.environ.get("BENCH_PROVISION", "0" if SMOKE else "1") == "1"
 SLOWLORIS = int(os.environ.get("BENCH_SLOWLORIS", "400"))
 OUT = Path(os.environ.get("BENCH_OUT", HERE / "results" / ("smoke" if SMOKE else "")))
 
-# The app as the flaskapp role deployed it in the demo container.
+# The app as the flaskapp role deployed it in the demo container: in one of two slots
+# (blue, green), each with its units <app>-<slot>.socket/.service, its settings in
+# /etc/flaskapp/<app>/<slot>/ and its release at /srv/<app>/<slot>; Nginx reaches the
+# serving slot through /srv/<app>/app.sock. use_serving_slot() fills in the slot.
 APP = "hello"
-APP_DIR = f"/srv/{APP}/current/app"
-VENV = f"/srv/{APP}/current/venv"
-GUNICORN_CONF = f"/etc/flaskapp/{APP}/gunicorn.conf.py"
+SLOT = None
+APP_DIR = VENV = GUNICORN_CONF = ENV_FILE = SERVICE = None
 WORK = "/tmp/bench"  # scratch directory inside the container
 NGINX_CONF = "/etc/nginx/conf.d/zz-bench.conf"  # temporary server blocks
 NGINX_LOG = "/var/log/nginx/bench-access.log"  # their access log, removed afterwards
@@ -100,6 +102,32 @@ def put(path, text):
     dexec(f"cat > {path}", stdin=text)
 
 
+def serving_slot():
+    """The slot that serves the app: `flaskapp-slot status`, or where app.sock links."""
+    out = dexec(f"/usr/local/sbin/flaskapp-slot status {APP} 2>/dev/null || true", check=False)
+    try:
+        slot = json.loads(out)["serving_slot"]
+    except (ValueError, KeyError):
+        slot = ""
+    if not slot:  # /srv/hello/app.sock -> /run/hello-<slot>.sock
+        link = dexec(f"readlink /srv/{APP}/app.sock || true", check=False).strip()
+        slot = Path(link).name.removesuffix(".sock").removeprefix(f"{APP}-")
+    if not slot:
+        raise RuntimeError(f"no serving slot of {APP} in {CONTAINER} (flaskapp-slot status {APP})")
+    return slot
+
+
+def use_serving_slot():
+    """Point the benchmark's servers at the serving slot's release, venv and settings."""
+    global SLOT, APP_DIR, VENV, GUNICORN_CONF, ENV_FILE, SERVICE
+    SLOT = serving_slot()
+    APP_DIR = f"/srv/{APP}/{SLOT}/app"
+    VENV = f"/srv/{APP}/{SLOT}/venv"
+    GUNICORN_CONF = f"/etc/flaskapp/{APP}/{SLOT}/gunicorn.conf.py"
+    ENV_FILE = f"/etc/flaskapp/{APP}/{SLOT}/env"
+    SERVICE = f"{APP}-{SLOT}.service"
+
+
 def wait_ready(url, what):
     ok = dexec(f"for i in $(seq 1 60); do curl -fsSk -o /dev/null --max-time 1 '{url}' "
                f"&& echo ok && exit 0; sleep 0.5; done; exit 0")
@@ -114,16 +142,17 @@ def start_unit(name, command, *properties):
     log = f"{WORK}/{name}.log"
     props = list(properties) or [
         f"User={APP}", f"Group={APP}", f"WorkingDirectory={APP_DIR}",
-        f"EnvironmentFile=/etc/flaskapp/{APP}/env", f"Environment=PATH={VENV}/bin:/usr/bin:/bin"]
+        f"EnvironmentFile={ENV_FILE}", f"Environment=PATH={VENV}/bin:/usr/bin:/bin"]
     props += [f"StandardOutput=append:{log}", f"StandardError=append:{log}"]
     dexec(shlex.join(["systemd-run", f"--unit=bench-{name}", "--collect", "--quiet",
                       *[f"--property={p}" for p in props], "--", *command]))
 
 
 def service_properties():
-    """The app's systemd settings (user, environment, sandbox), as hello.service has
-    them, less what would clash with the running service or start it differently."""
-    unit = dexec(f"cat /etc/systemd/system/{APP}.service")
+    """The app's systemd settings (user, environment, sandbox), as the serving slot's
+    hello-<slot>.service has them, less what would clash with the running service or
+    start it differently."""
+    unit = dexec(f"cat /etc/systemd/system/{SERVICE}")
     service = unit.split("[Service]", 1)[1].split("\n[", 1)[0]
     skip = ("Type", "NotifyAccess", "StateDirectory", "StateDirectoryMode", "RuntimeDirectory",
             "RuntimeDirectoryMode", "ExecStartPre", "ExecStart", "ExecReload", "KillMode",
@@ -222,7 +251,7 @@ http {{
 def socket_unit_properties(name):
     """A Gunicorn of our own on a unix socket that Nginx's group may connect to."""
     return (f"User={APP}", "Group=www-data", f"WorkingDirectory={APP_DIR}",
-            f"EnvironmentFile=/etc/flaskapp/{APP}/env", f"RuntimeDirectory=bench-{name}",
+            f"EnvironmentFile={ENV_FILE}", f"RuntimeDirectory=bench-{name}",
             f"Environment=PATH={VENV}/bin:/usr/bin:/bin")
 
 
@@ -416,6 +445,7 @@ def stack_config():
     m = re.search(r"^\s*keepalive (\d+);", conf, re.M)
     found["nginx_upstream_keepalive"] = int(m.group(1)) if m else 0
     found["url"] = STACK_URL
+    found["slot"] = SLOT
     # A per-client rate limit turns most of a one-client load test into 429s.
     found["rate_limited"] = bool(re.search(r"^\s*limit_(req|conn) ", conf, re.M))
     return found
@@ -424,7 +454,8 @@ def stack_config():
 # --- provisioning -----------------------------------------------------------------
 
 def provisioning():
-    """bench/provision.sh: a fresh converge and an idempotent re-run, timed."""
+    """bench/provision.sh: a fresh converge, an idempotent re-run and three code-only
+    deploys, timed."""
     with tempfile.TemporaryDirectory(prefix="bench-provision.") as logdir:
         proc = subprocess.run([str(HERE / "provision.sh"), logdir], text=True)
         if proc.returncode != 0 or not Path(logdir, "times").exists():
@@ -442,8 +473,13 @@ def read_provisioning(logdir):
         result[key] = float(value) if key.endswith("_s") else value
     if result["rerun_changed"].isdigit():
         result["rerun_changed"] = int(result["rerun_changed"])
-    for run in ("converge", "rerun", "deploy"):
-        recap = Path(logdir, f"{run}.log").read_text().split("TASKS RECAP")[-1]
+    # deploy1_s, deploy2_s, ...: each deploy; deploy_s: their median, whose log
+    # (deployN.log) gives the deploy's tasks.
+    result["deploys_s"] = [result.pop(k) for k in sorted(result) if re.fullmatch(r"deploy\d+_s", k)]
+    median = next(i for i, s in enumerate(result["deploys_s"], 1) if s == result["deploy_s"])
+    logs = {"converge": "converge", "rerun": "rerun", "deploy": f"deploy{median}"}
+    for run, log in logs.items():
+        recap = Path(logdir, f"{log}.log").read_text().split("TASKS RECAP")[-1]
         tasks = re.findall(r"^(.+?) -{3,} ([\d.]+)s$", recap, re.M)
         result[f"tasks_{run}"] = len(tasks)
         result[f"tasks_{run}_s"] = round(sum(float(s) for _, s in tasks), 1)
@@ -572,14 +608,16 @@ def provisioning_lines(prov):
     lines = [f"- container start and boot, SSH ready: {prov['boot_s']:.1f} s",
              f"- fresh converge of `site.yml`: **{prov['converge_s']:.1f} s**",
              f"- idempotent re-run: **{prov['rerun_s']:.1f} s**, changed={prov['rerun_changed']}",
-             f"- deploy of a new release (`playbooks/deploy.yml`): **{prov['deploy_s']:.1f} s**",
+             f"- deploy of a new release (`playbooks/deploy.yml`, a code-only change), "
+             f"{len(prov['deploys_s'])} runs: "
+             f"{', '.join(f'{s:.1f}' for s in prov['deploys_s'])} s, median **{prov['deploy_s']:.1f} s**",
              "", f"Slowest of the {prov['tasks_converge']} tasks of the fresh converge "
              f"({prov['tasks_converge_s']:.1f} s in all, by profile_tasks):", ""]
     lines += [f"- {t['task']}: {t['s']:.1f} s" for t in prov["slowest_tasks_converge"]]
     lines += ["", f"Slowest of the {prov['tasks_rerun']} tasks of the re-run "
               f"({prov['tasks_rerun_s']:.1f} s in all):", ""]
     lines += [f"- {t['task']}: {t['s']:.1f} s" for t in prov["slowest_tasks_rerun"]]
-    lines += ["", f"Slowest of the {prov['tasks_deploy']} tasks of the deploy "
+    lines += ["", f"Slowest of the {prov['tasks_deploy']} tasks of the median deploy "
               f"({prov['tasks_deploy_s']:.1f} s in all):", ""]
     lines += [f"- {t['task']}: {t['s']:.1f} s" for t in prov["slowest_tasks_deploy"]]
     return lines
@@ -594,7 +632,7 @@ def summary(result):
         f"{result['warmup_s']} s of warm-up, wrk with 2 threads), all on one host, inside the demo "
         f"VPS container, over loopback. Machine: {result['machine']}.",
         "",
-        f"Stack under test ({cfg['url']}): Gunicorn {cfg['worker_class']}, {cfg['workers']} workers x "
+        f"Stack under test ({cfg['url']}, slot {cfg.get('slot')}): Gunicorn {cfg['worker_class']}, {cfg['workers']} workers x "
         f"{cfg['per_worker']}, Nginx upstream keepalive {cfg['nginx_upstream_keepalive']}. "
         "rps counts 2xx/3xx answers per second; errors are socket errors (connect, read, write, "
         "an answer later than 2 s) and 4xx/5xx answers (and, in a run where no request got an "
@@ -730,6 +768,7 @@ def main():
                       capture_output=True).returncode != 0:
         print(f"no container {CONTAINER}: run `make demo` first", file=sys.stderr)
         return 1
+    use_serving_slot()
     result = {"machine": machine(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "duration_s": DURATION, "warmup_s": WARMUP, "runs": []}
     runs = result["runs"]
