@@ -49,9 +49,12 @@ deploy: venv
 rollback: venv
 	ansible-playbook playbooks/rollback.yml -i inventory/demo $(if $(TO),-e flaskapp_rollback=$(TO))
 
-# Run a one-off command in an app's environment on the demo VPS.
+# Run a one-off command in an app's environment on the demo VPS (make passes APP and
+# CMD through the environment, so CMD needs no quoting beyond the shell's).
+run: export FLASKAPP_RUN_APP = $(APP)
+run: export FLASKAPP_RUN_COMMAND = $(CMD)
 run: venv
-	ansible-playbook playbooks/run.yml -i inventory/demo -e flaskapp_run_app=$(APP) -e flaskapp_run_command='$(CMD)'
+	ansible-playbook playbooks/run.yml -i inventory/demo
 
 test: lint syntax unit molecule
 

@@ -2,6 +2,7 @@
 `flask --app hello db-upgrade`, which records each run in the app's database; the app's
 `flask migrations` command lists them."""
 
+import json
 import subprocess
 
 from conftest import (app_state, copy_app, extra_vars, http, playbook, run_playbook, serving_release, slot_unit,
@@ -52,7 +53,7 @@ def test_one_off_commands_run_as_the_app_in_its_environment(host):
     assert host.run("/usr/local/bin/hello-run sh -c 'exit 7'").rc == 7
     assert host.run("runuser -u nobody -- /usr/local/bin/hello-run true").rc != 0
     # The same from the controller: playbooks/run.yml (make run).
-    result = run_playbook(host, playbook("run.yml"), "-e", "flaskapp_run_app=hello",
-                          "-e", "flaskapp_run_command=flask --app hello migrations")
+    result = run_playbook(host, playbook("run.yml"), "-e",
+                          json.dumps({"flaskapp_run_app": "hello", "flaskapp_run_command": "flask --app hello migrations"}))
     assert result.returncode == 0, result.stdout[-3000:]
     assert app_state(host, "hello")["history"][0] in result.stdout
