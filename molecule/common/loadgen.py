@@ -56,6 +56,7 @@ def exchange(state, args, context, method, path, timeout=30):
             if fresh:
                 return None
             state["retries"] = state.get("retries", 0) + 1
+            state["post_retries"] = state.get("post_retries", 0) + (method == "POST")
             continue
         except (OSError, http.client.HTTPException):
             state["conn"].close()
@@ -96,8 +97,9 @@ def client(args, stop, results, lock):
             release = json.loads(body).get("release", "?")
             local["releases"][release] = local["releases"].get(release, 0) + 1
     local["retries"] = state.get("retries", 0)
+    local["post_retries"] = state.get("post_retries", 0)
     with lock:
-        for key in ("requests", "posts", "non_2xx", "errors", "retries"):
+        for key in ("requests", "posts", "non_2xx", "errors", "retries", "post_retries"):
             results[key] += local[key]
         results["latencies"] += local["latencies"]
         for release, count in local["releases"].items():
@@ -138,7 +140,8 @@ def main():
     args = parser.parse_args()
 
     stop, lock = threading.Event(), threading.Lock()
-    results = {"requests": 0, "posts": 0, "non_2xx": 0, "errors": 0, "retries": 0, "latencies": [], "releases": {},
+    results = {"requests": 0, "posts": 0, "non_2xx": 0, "errors": 0, "retries": 0, "post_retries": 0,
+               "latencies": [], "releases": {},
                "long_requests": 0, "long_failed": 0, "long_max_ms": 0.0}
     threads = [threading.Thread(target=client, args=(args, stop, results, lock)) for _ in range(args.threads)]
     threads += [threading.Thread(target=long_client, args=(args, stop, results, lock)) for _ in range(args.long)]

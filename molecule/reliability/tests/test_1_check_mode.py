@@ -3,7 +3,7 @@ converge at -vvv that never shows the secret."""
 
 import os
 
-from conftest import http, run_playbook
+from conftest import http, run_playbook, slot_unit
 
 SITE = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "site.yml")
 MARKER = "marker-9f3c2e-secret"
@@ -25,7 +25,7 @@ def test_converge_at_vvv_never_shows_the_secret(host):
     assert MARKER not in result.stdout + result.stderr
     assert http(host, "https://127.0.0.1/healthz").status == 200
     # The secret is where it belongs: in the app's environment, from a 0600 file.
-    env = host.file("/etc/flaskapp/hello/env")
+    env = host.file(f"/etc/flaskapp/hello/{slot_unit(host, 'hello').split('-')[-1]}/env")
     assert env.mode == 0o600 and MARKER in env.content_string
 
 
