@@ -82,6 +82,16 @@ def test_static_files_are_revalidated_so_a_deploy_never_leaves_them_stale(host):
     assert first.headers["x-content-type-options"] == "nosniff"
 
 
+def test_fingerprinted_static_files_are_cached_for_a_year(host):
+    # greeter sets static_immutable: browsers never ask again, and the security
+    # headers (which a location's own add_header would drop) are still there.
+    response = http(host, "https://127.0.0.1/assets/greeter.txt", "-H", "Host: greeter.test")
+    assert response.status == 200
+    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "max-age=" in response.headers["strict-transport-security"]
+
+
 def test_upstream_connections_are_kept_alive(host):
     # Several requests through Nginx reuse one connection to Gunicorn's socket.
     for _ in range(5):
