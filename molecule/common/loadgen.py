@@ -28,40 +28,45 @@ def connect(args, context, timeout=30):
 
 
 def send(conn, method, path):
+    """Send a request and read the status line: (response) or an exception."""
     if method == "POST":
         conn.request("POST", path, body=POST_BODY,
                      headers={"Host": "localhost", "Content-Type": "application/octet-stream"})
     else:
         conn.request("GET", path, headers={"Host": "localhost"})
-    response = conn.getresponse()
-    return response, response.read()
+    return conn.getresponse()
 
 
 def exchange(state, args, context, method, path, timeout=30):
     """One request on the thread's kept-alive connection; (status, body) or None on error.
 
-    A kept-alive connection that the server closed while idle (a graceful reload
-    closes idle ones) is retried once on a new connection, as browsers and HTTP
-    libraries do; for a POST that is safe only because the request never arrived.
+    A kept-alive connection that the server closed while it was idle (Nginx's graceful
+    reload closes idle ones) fails before any byte of a response: a TLS EOF, a reset, a
+    closed connection, depending on timing. Then the request was never read, and it is
+    retried once on a new connection, as browsers do for a reused connection. A failure
+    on a new connection, or after the status line, is an error.
     """
     for attempt in (1, 2):
+        reused = state.get("conn") is not None and state.get("used", False)
         if state.get("conn") is None:
-            state["conn"] = connect(args, context, timeout)
-        fresh = attempt == 2
+            state["conn"], state["used"] = connect(args, context, timeout), False
         try:
-            response, body = send(state["conn"], method, path)
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            response = send(state["conn"], method, path)
+        except (OSError, http.client.HTTPException):
             state["conn"].close()
             state["conn"] = None
-            if fresh:
-                return None
-            state["retries"] = state.get("retries", 0) + 1
-            state["post_retries"] = state.get("post_retries", 0) + (method == "POST")
-            continue
+            if attempt == 1 and reused:
+                state["retries"] = state.get("retries", 0) + 1
+                state["post_retries"] = state.get("post_retries", 0) + (method == "POST")
+                continue
+            return None
+        try:
+            body = response.read()
         except (OSError, http.client.HTTPException):
             state["conn"].close()
             state["conn"] = None
             return None
+        state["used"] = True
         if response.will_close:
             state["conn"].close()
             state["conn"] = None
