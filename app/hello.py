@@ -7,15 +7,29 @@ Routes:
   /slow?ms=N waits N ms, like a slow backend call (blocks a naive server)
   /client    what the app sees of the client (address and scheme behind the proxy)
   /visits    a counter in SQLite, kept in the app's state directory
+  /ws        WebSocket: echoes every message back (flask-sock)
+  /events?count=N&ms=M
+             server-sent events: N events, one every M ms, each sent as it is made
   /static/   files served by Nginx directly in production
 """
 
+import json
 import os
 import sqlite3
 import time
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
+from flask_sock import Sock
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+
+def bounded_int(raw, default, low, high):
+    """A query parameter as an int from low to high, else None."""
+    if raw is None:
+        return default
+    value = int(raw) if raw.isdigit() else -1
+    return value if low <= value <= high else None
+
 
 def create_app(test_config=None):
     # systemd sets STATE_DIRECTORY for the service (StateDirectory=); locally we
@@ -26,6 +40,13 @@ def create_app(test_config=None):
         DATABASE=os.path.join(app.instance_path, "hello.sqlite3"),
         # Settings come from the environment; a bad value stops the app at start.
         MAX_SLOW_MS=int(os.environ.get("HELLO_MAX_SLOW_MS", "10000")),
+        # /events: at most this many events, at most this far apart.
+        MAX_EVENTS=1000,
+        MAX_EVENT_MS=10000,
+        # WebSockets (flask-sock): the app pings an idle client every 25 s, well within
+        # Nginx's proxy_read_timeout (60 s), so a quiet connection is not cut; a message
+        # above 64 KiB closes the connection.
+        SOCK_SERVER_OPTIONS={"ping_interval": 25, "max_message_size": 64 * 1024},
     )
     if test_config:
         app.config.update(test_config)
@@ -96,6 +117,36 @@ def create_app(test_config=None):
             conn.execute("UPDATE visits SET n = n + 1")
             (n,) = conn.execute("SELECT n FROM visits").fetchone()
         return jsonify(visits=n)
+
+    sock = Sock(app)
+
+    @sock.route("/ws")
+    def ws_echo(ws):
+        # Gunicorn's gevent worker serves one connection per greenlet: an open
+        # WebSocket costs a greenlet, not a worker. The loop ends when the client
+        # closes (flask-sock ends the request on ConnectionClosed).
+        while True:
+            ws.send(ws.receive())
+
+    @app.get("/events")
+    def events():
+        count = bounded_int(request.args.get("count"), 10, 1, app.config["MAX_EVENTS"])
+        ms = bounded_int(request.args.get("ms"), 1000, 0, app.config["MAX_EVENT_MS"])
+        if count is None or ms is None:
+            return jsonify(error=f"count must be from 1 to {app.config['MAX_EVENTS']}, "
+                                 f"ms from 0 to {app.config['MAX_EVENT_MS']}"), 400
+        release = app.config["RELEASE"]
+
+        def stream():
+            for n in range(count):
+                if n:
+                    time.sleep(ms / 1000)
+                yield f"id: {n}\nevent: tick\ndata: {json.dumps({'n': n, 'release': release})}\n\n"
+
+        # X-Accel-Buffering: no tells Nginx to pass each event on as it arrives
+        # instead of holding the response in its proxy buffer until it ends.
+        return Response(stream(), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     return app
 

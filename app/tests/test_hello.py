@@ -1,4 +1,15 @@
+import base64
+import hashlib
+import json
+import os
+import socket
+import struct
+import threading
+import time
+
 import pytest
+from werkzeug.serving import make_server
+
 import hello
 
 
@@ -81,3 +92,104 @@ def test_a_bad_setting_stops_the_app_at_start(monkeypatch):
     monkeypatch.setenv("HELLO_MAX_SLOW_MS", "not-a-number")
     with pytest.raises(ValueError):
         hello.create_app({"TESTING": True})
+
+
+def sse_events(body):
+    """The data of each server-sent event in body, parsed."""
+    return [json.loads(line[len("data: "):]) for line in body.decode().splitlines() if line.startswith("data: ")]
+
+
+def test_events_are_server_sent_events_nginx_does_not_buffer(client):
+    response = client.get("/events?count=3&ms=0")
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert sse_events(response.data) == [{"n": n, "release": "dev"} for n in range(3)]
+    assert response.data.count(b"\n\nid: ") == 2 and response.data.endswith(b"\n\n")
+
+
+def test_events_are_sent_as_they_are_made(client):
+    started = time.monotonic()
+    response = client.get("/events?count=3&ms=300", buffered=False)
+    chunks = []
+    for chunk in response.response:
+        chunks.append((time.monotonic() - started, chunk))
+    response.close()
+    assert len(chunks) == 3
+    # The first event comes at once, the others 300 ms apart: nothing waits for the end.
+    assert chunks[0][0] < 0.2 and chunks[-1][0] >= 0.55, chunks
+
+
+@pytest.mark.parametrize("query", ["count=0", "count=1001", "count=x", "ms=-5", "ms=10001", "ms=1.5"])
+def test_events_rejects_bad_parameters(client, query):
+    assert client.get(f"/events?{query}").status_code == 400
+
+
+@pytest.fixture
+def server(app):
+    """The app on a real HTTP server (Werkzeug's, threaded), for WebSockets."""
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv.server_port
+    srv.shutdown()
+    thread.join(5)
+
+
+def ws_frame(opcode, payload):
+    """A masked client frame (RFC 6455 5.2), payloads under 126 bytes."""
+    mask = os.urandom(4)
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def ws_read(conn):
+    """One unmasked server frame: (opcode, payload)."""
+    def exactly(n):
+        data = b""
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            assert chunk, "connection closed"
+            data += chunk
+        return data
+    first, second = exactly(2)
+    length = second & 0x7F
+    if length == 126:
+        length = struct.unpack("!H", exactly(2))[0]
+    return first & 0x0F, exactly(length)
+
+
+def ws_connect(port, path="/ws"):
+    conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+    key = base64.b64encode(os.urandom(16)).decode()
+    conn.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(1)
+        assert chunk, head
+        head += chunk
+    return conn, key, head.decode()
+
+
+def test_websocket_echoes_messages(server):
+    conn, key, head = ws_connect(server)
+    accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+    assert head.startswith("HTTP/1.1 101"), head
+    headers = {name.lower(): value for name, value in (line.split(": ", 1) for line in head.split("\r\n")[1:] if line)}
+    assert headers["sec-websocket-accept"] == accept.decode(), head
+    for text in ("hello", "ünïcode", "x" * 125):
+        conn.sendall(ws_frame(0x1, text.encode()))
+        assert ws_read(conn) == (0x1, text.encode())
+    conn.sendall(ws_frame(0x2, b"\x00\xff"))
+    assert ws_read(conn) == (0x2, b"\x00\xff")
+    # A ping gets its pong; a close gets a close back.
+    conn.sendall(ws_frame(0x9, b"are you there"))
+    assert ws_read(conn) == (0xA, b"are you there")
+    conn.sendall(ws_frame(0x8, struct.pack("!H", 1000)))
+    assert ws_read(conn)[0] == 0x8
+    conn.close()
+
+
+def test_websocket_route_refuses_plain_http(client):
+    assert client.get("/ws").status_code == 400
