@@ -22,6 +22,11 @@ WORST_MS = 1000
 # Load: high is 300 requests/s, low 20/s; every 10th is a POST; two clients keep a
 # 5-second request in flight all the time.
 RATES = {"high": 300, "low": 20}
+# The vhost's proxy_read_timeout in this scenario (molecule.yml), in seconds, and
+# Gunicorn's graceful_timeout (the role's default): an old slot's last connections end
+# by then.
+READ_TIMEOUT = 8
+GRACEFUL_TIMEOUT = 30
 
 
 def serving_release(host):
@@ -76,7 +81,8 @@ def assert_unnoticed(load, minimum):
 def extra_vars(tmp_path, **app_changes):
     """An extra-vars file with the scenario's app changed (as the inventory has it)."""
     app = {"name": "hello", "src": os.path.join(PROJECT, "app"), "entrypoint": "hello:app",
-           "pre_start": "flask --app hello init-db", "release_command": "flask --app hello db-upgrade"}
+           "pre_start": "flask --app hello init-db", "release_command": "flask --app hello db-upgrade",
+           "nginx": {"proxy_read_timeout": f"{READ_TIMEOUT}s"}}
     app.update(app_changes)
     path = tmp_path / f"vars-{abs(hash(json.dumps(app, sort_keys=True)))}.json"
     path.write_text(json.dumps({"flaskapp_apps": [app]}))
@@ -109,3 +115,28 @@ def sources(tmp_path_factory):
         "v3": copy_app(base, "v3", lambda path: (path / "VERSION").write_text("3\n")),
         "broken": copy_app(base, "broken", broken),
     }
+
+
+def stream(host, mode, *args):
+    """Run streams.py (molecule/deploy/streams.py) in the instance; its result."""
+    return json.loads(host.check_output("/usr/local/bin/streams.py" + " %s" * (1 + len(args)), mode, *args))
+
+
+def start_stream(host, name, mode, *args):
+    """streams.py in the background (a transient unit, stopped after 5 minutes at the
+    latest); stream_result() waits for its result."""
+    out = f"/tmp/streams-{name}.json"
+    host.run("rm -f %s", out)
+    host.run_expect([0], "systemd-run --unit streams-%s --property RuntimeMaxSec=300 /usr/local/bin/streams.py"
+                    + " %s" * (1 + len(args)) + " --out %s", name, mode, *args, out)
+    return out
+
+
+def stream_result(host, name, timeout):
+    out = f"/tmp/streams-{name}.json"
+    wait_until(lambda: host.file(out).exists, timeout=timeout)
+    return json.loads(host.file(out).content_string)
+
+
+def stream_running(host, name):
+    return not host.file(f"/tmp/streams-{name}.json").exists

@@ -3,9 +3,12 @@ user would notice: no failed GET or POST, no request waiting 1 s or more, every
 5-second request finished. The figures go to deploy-report.json in Molecule's
 scratch directory."""
 
+import calendar
+import time
+
 import pytest
-from conftest import (app_state, assert_unnoticed, http, playbook, run_playbook, serving_release,
-                      under_load, wait_until)
+from conftest import (GRACEFUL_TIMEOUT, app_state, assert_unnoticed, http, playbook, run_playbook, serving_release,
+                      start_stream, stream_result, stream_running, under_load, wait_until)
 
 
 @pytest.fixture(scope="module")
@@ -13,10 +16,21 @@ def first_release(host):
     return serving_release(host)
 
 
+def switched_at(host):
+    """When the last switch happened (releases.log, whole seconds), as a Unix time."""
+    line = host.file("/srv/hello/releases.log").content_string.splitlines()[-1]
+    return calendar.timegm(time.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%SZ"))
+
+
 def test_deploy_at_a_high_rate_is_unnoticed(host, sources, first_release):
     old_slot = app_state(host, "hello")["serving_slot"]
+    # A WebSocket and an event stream, a message a second, open across the deploy.
+    start_stream(host, "deploy-ws", "ws", "--interval", "1", "--seconds", "150")
+    start_stream(host, "deploy-sse", "sse", "--path", "/events?count=150&ms=1000", "--seconds", "160")
     result, load = under_load(host, "deploy-high", playbook("deploy.yml"), "-e", f"flaskapp_src={sources['v2']}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    # The switch did not wait for them: the deploy is over and they are still open.
+    assert stream_running(host, "deploy-ws") and stream_running(host, "deploy-sse")
     assert_unnoticed(load, minimum=2000)
     new = serving_release(host)
     assert new != first_release
@@ -24,6 +38,22 @@ def test_deploy_at_a_high_rate_is_unnoticed(host, sources, first_release):
     assert set(load["releases"]) == {first_release, new}, load
     state = app_state(host, "hello")
     assert state["current"] == new and state["serving_slot"] != old_slot
+    # The open connections stay with the old slot, messages flowing past the switch,
+    # until its graceful stop ends them: graceful_timeout after the switch at the latest.
+    switch = switched_at(host)
+    ws = stream_result(host, "deploy-ws", timeout=GRACEFUL_TIMEOUT + 20)
+    sse = stream_result(host, "deploy-sse", timeout=20)
+    print(f"\n{host.backend.host} streams across the deploy: WebSocket {ws['echoed']} echoes, ended {ws['ended']} "
+          f"{ws['ended_at'] - switch:.1f} s after the switch; events {len(sse['events'])}, ended {sse['ended']} "
+          f"{sse['ended_at'] - switch:.1f} s after it")
+    # Every message echoed, but the one in flight when the connection was cut, if any.
+    assert ws["status"] == 101 and ws["sent"] - 1 <= ws["echoed"] <= ws["sent"], ws
+    assert ws["mismatched"] == 0 and ws["last_echo_at"] > switch + 5, ws
+    assert sse["status"] == 200 and {e["release"] for e in sse["events"]} == {first_release}, sse
+    assert sse["last_event_at"] > switch + 5 and len(sse["events"]) < 150, sse
+    for conn in (ws, sse):
+        assert conn["ended"] == "eof" or conn["ended"].startswith("closed by the server"), conn
+        assert conn["ended_at"] < switch + 1 + GRACEFUL_TIMEOUT + 5, conn
     # The old slot stops once its in-flight requests are done, and stays off at boot.
     wait_until(lambda: host.run("systemctl is-active hello-%s.service", old_slot).stdout.strip() != "active",
                timeout=40)
