@@ -91,3 +91,19 @@ def run_playbook(host, playbook, *extra, limit=None):
          os.path.join(scenario, playbook), *extra],
         capture_output=True, text=True, env=env, timeout=600,
     )
+
+
+def flask_session_key(host, python, cookie, keys):
+    """Which of keys signed Flask's session cookie (checked with the app's own Flask,
+    the python of its virtualenv); "" for none."""
+    code = (
+        "import sys, flask\n"
+        "for key in sys.argv[2:]:\n"
+        "    app = flask.Flask('check'); app.secret_key = key\n"
+        "    try:\n"
+        "        app.session_interface.get_signing_serializer(app).loads(sys.argv[1]); print(key); break\n"
+        "    except Exception:\n"
+        "        pass\n"
+    )
+    argv = [python, "-c", code, cookie, *keys]
+    return host.check_output(" ".join(["%s"] * len(argv)), *argv).strip()
