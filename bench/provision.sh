@@ -40,18 +40,9 @@ rm -f "$key" "$key.pub"
 ssh-keygen -q -t ed25519 -N '' -C "$name" -f "$key"
 
 echo "provisioning: starting $name ($image), ssh on 127.0.0.1:$ssh_port"
-# The same flags as scripts/demo.sh, with the capabilities it gives the demo VPS
-# (SYS_ADMIN for systemd, NET_ADMIN for the firewall role).
-mapfile -t caps < <(grep -o -- '--cap-add [A-Z_]*' scripts/demo.sh | tr ' ' '\n')
+# Started as the demo VPS is (scripts/vps-run: the Molecule platform definition).
 t0=$(now)
-docker run -d --name "$name" --hostname bench-fresh \
-  "${caps[@]}" \
-  --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
-  --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
-  --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
-  --stop-signal SIGRTMIN+3 \
-  -p "127.0.0.1:$ssh_port:22" \
-  "$image" /lib/systemd/systemd >/dev/null
+scripts/vps-run "$name" "$image" --hostname bench-fresh -p "127.0.0.1:$ssh_port:22"
 
 # What a VPS provider sets up, as for the demo.
 scripts/vps-setup.sh "$name" "$key" "$ssh_port"

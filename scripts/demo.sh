@@ -23,14 +23,8 @@ up() {
   fi
   if ! docker container inspect "$name" >/dev/null 2>&1; then
     echo "starting the demo VPS ($image) on 127.0.0.1: ssh 2222, http 8080, https 8443"
-    docker run -d --name "$name" --hostname demo \
-      --cap-add SYS_ADMIN --cap-add NET_ADMIN \
-      --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
-      --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
-      --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
-      --stop-signal SIGRTMIN+3 \
-      -p 127.0.0.1:2222:22 -p 127.0.0.1:8080:80 -p 127.0.0.1:8443:443 \
-      "$image" /lib/systemd/systemd >/dev/null
+    scripts/vps-run "$name" "$image" --hostname demo \
+      -p 127.0.0.1:2222:22 -p 127.0.0.1:8080:80 -p 127.0.0.1:8443:443
   else
     docker start "$name" >/dev/null
   fi

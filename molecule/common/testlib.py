@@ -1,5 +1,11 @@
 """Test helpers shared by the Molecule scenarios: HTTP from inside an instance,
-units, waiting, and running this project's playbooks against an instance."""
+units, waiting, a load generator around an action, and running this project's
+playbooks against an instance.
+
+It is also a pytest plugin (the shared Molecule config loads it with `-p testlib`):
+each instance's tests form one pytest-xdist group, so they run in file order on one
+worker while the other instance's run beside them.
+"""
 
 import json
 import os
@@ -8,6 +14,14 @@ import subprocess
 import time
 
 import pytest
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        host = getattr(item, "callspec", None) and item.callspec.params.get("_testinfra_host")
+        if host is not None:
+            item.add_marker(pytest.mark.xdist_group(host.backend.get_pytest_id()))
+
 
 class Response:
     def __init__(self, status, headers, body):
@@ -71,12 +85,44 @@ def slot_unit(host, app):
     return f"{app}-{app_state(host, app)['serving_slot']}"
 
 
-def serving(host):
-    """Both apps answer through Nginx."""
-    return all(
-        http(host, "https://127.0.0.1/healthz", "-H", f"Host: {h}").status == 200
-        for h in ("localhost", "greeter.test")
-    )
+class Load:
+    """The load generator (molecule/common/loadgen.py, installed in the instance by
+    prepare.yml) running for the duration of a with-block. Afterwards, .figures holds
+    its results; they are printed and kept in Molecule's scratch directory
+    (load-<instance>.json, by name)."""
+
+    def __init__(self, host, name, *, rate=300, threads=8, seconds=240, settle=3):
+        self.host, self.name, self.settle = host, name, settle
+        self.out, self.stop = f"/tmp/load-{name}.json", f"/tmp/load-{name}.stop"
+        self.argv = ["--rate", str(rate), "--threads", str(threads), "--seconds", str(seconds)]
+        self.figures = {}
+
+    def __enter__(self):
+        self.host.run("rm -f %s %s", self.out, self.stop)
+        # RuntimeMaxSec: systemd stops it even if the test dies first.
+        self.host.run_expect([0], "systemd-run --unit loadgen-%s --property RuntimeMaxSec=300 "
+                                  "/usr/local/bin/loadgen.py %s --stop-file %s --out %s",
+                             self.name, " ".join(self.argv), self.stop, self.out)
+        time.sleep(self.settle)  # load before the action starts
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(self.settle)  # and after it ends
+        self.host.run("touch %s", self.stop)
+        wait_until(lambda: self.host.file(self.out).exists, timeout=60)
+        self.figures.update(json.loads(self.host.file(self.out).content_string))
+
+    def record(self, **more):
+        """Add figures (e.g. how long the action took), print and keep them all."""
+        self.figures.update(more)
+        instance = self.host.backend.host
+        report = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], f"load-{instance}.json")
+        kept = json.load(open(report)) if os.path.exists(report) else {}
+        kept[self.name] = self.figures
+        with open(report, "w") as f:
+            json.dump(kept, f, indent=2)
+        print(f"\n{instance} {self.name}: {json.dumps(self.figures)}")
+        return self.figures
 
 
 def run_playbook(host, playbook, *extra, limit=None):

@@ -3,7 +3,7 @@
 import re
 import time
 
-from conftest_acme import served_certificate
+from conftest import served_certificate
 
 BUNDLE = "REQUESTS_CA_BUNDLE=/etc/pebble/pebble-tls.pem"
 

@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from conftest_acme import served_certificate
+from conftest import served_certificate
 
 
 def run_playbook(host, playbook):

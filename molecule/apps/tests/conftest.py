@@ -1,17 +1,12 @@
-"""The apps scenario's tests: helpers from molecule/common/testlib.py, the scenario's
+"""The apps scenario's tests: helpers beside testlib's, the scenario's
 apps as molecule.yml defines them, and requests to them through Nginx."""
 
 import json
 import os
 import shlex
-import sys
 
 import yaml
-
-sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "common"))
-
-from testlib import (app_state, flask_session_key, http, run_playbook, slot_unit,  # noqa: E402,F401
-                     wait_until)
+from testlib import http, run_playbook
 
 PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
 SCENARIO = os.environ["MOLECULE_SCENARIO_DIRECTORY"]

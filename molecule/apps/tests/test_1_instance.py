@@ -5,7 +5,8 @@ start limit, and a release id that covers the Python version."""
 import re
 
 import pytest
-from conftest import SECRET_1, app_url, as_app, run_playbook, slot_unit
+from conftest import SECRET_1, app_url, as_app
+from testlib import run_playbook, slot_unit
 
 WHERE = "import os, sys; print(app.instance_path, os.path.realpath(app.instance_path))"
 

@@ -8,8 +8,8 @@ import os
 import shutil
 
 import pytest
-from conftest import (PROJECT, SCENARIO, SECRET_1, app_state, flask_session_key, flaskr, login, posts,
-                      run_playbook, session_cookie)
+from conftest import PROJECT, SCENARIO, SECRET_1, flaskr, login, posts, session_cookie
+from testlib import app_state, flask_session_key, run_playbook
 
 PLAYBOOKS = os.path.join(PROJECT, "playbooks")
 JUNK = {

@@ -4,7 +4,8 @@ its pre-start fails again and again for about 15 seconds, systemd keeps restarti
 
 import subprocess
 
-from conftest import app_url, posts, slot_unit, wait_until
+from conftest import app_url, posts
+from testlib import slot_unit, wait_until
 
 
 def test_an_app_whose_dependency_comes_up_late_at_boot_serves_once_it_does(host):

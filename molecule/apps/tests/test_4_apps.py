@@ -6,7 +6,8 @@ with it), and the next run changes nothing."""
 import copy
 
 import pytest
-from conftest import app_state, flask_session_key, login, recap, scenario_apps, site, app_url
+from conftest import app_url, login, recap, scenario_apps, site
+from testlib import app_state, flask_session_key
 
 SECRET_2 = "apps-scenario-secret-2"
 

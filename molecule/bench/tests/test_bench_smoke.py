@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import http
+from testlib import http
 
 BENCH = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "bench" / "bench.py"
 

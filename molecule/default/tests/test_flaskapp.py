@@ -1,7 +1,8 @@
 """The flaskapp role: users, files, units and sockets, as the apps and Nginx see them."""
 
 import pytest
-from conftest import APPS, app_state, connect_as, http, main_pid, slot_unit
+from conftest import APPS
+from testlib import app_state, connect_as, http, main_pid, slot_unit
 
 
 def test_python_venv_support_is_installed(host):

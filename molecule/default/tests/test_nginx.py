@@ -1,7 +1,8 @@
 """The nginx role: what a client sees through Nginx, and that a broken config never lands."""
 
 import pytest
-from conftest import http, run_playbook, serving, slot_unit, wait_until
+from conftest import serving
+from testlib import http, run_playbook, slot_unit, wait_until
 
 
 def test_nginx_is_installed_enabled_and_running(host):

@@ -8,7 +8,8 @@ import shutil
 
 import pytest
 import yaml
-from conftest import app_state, main_pid, run_playbook, serving, slot_unit
+from conftest import serving
+from testlib import app_state, main_pid, run_playbook, slot_unit
 
 PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
 

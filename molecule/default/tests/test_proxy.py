@@ -4,7 +4,7 @@ import shlex
 import time
 
 import pytest
-from conftest import http, wait_until
+from testlib import http, wait_until
 
 GREETER = ("-H", "Host: greeter.test")
 

@@ -8,7 +8,8 @@ import shlex
 
 import pytest
 import yaml
-from conftest import http, run_playbook, serving
+from conftest import serving
+from testlib import http, run_playbook
 
 SITES = "/etc/nginx/sites-enabled"
 

@@ -1,21 +1,16 @@
-"""The deploy scenario's tests: helpers from molecule/common/testlib.py, the load run
-around a playbook, and the sources the deploys ship."""
+"""The deploy scenario's tests: helpers from testlib, a playbook run under load, and
+the sources the deploys ship."""
 
 import json
 import os
 import shutil
-import sys
 import time
 
 import pytest
-
-sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "common"))
-
-from testlib import app_state, http, main_pid, run_playbook, slot_unit, wait_until  # noqa: E402,F401
+from testlib import Load, http, run_playbook, wait_until
 
 PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
 PLAYBOOKS = os.path.join(PROJECT, "playbooks")
-REPORT = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "deploy-report.json")
 # No request may wait this long while a deploy switches (a restart-based deploy made
 # every client wait 9.7 s; a blue/green switch makes them wait milliseconds).
 WORST_MS = 1000
@@ -39,30 +34,11 @@ def playbook(name):
 
 def under_load(host, phase, book, *extra, rate="high"):
     """Run a playbook while the load generator runs; return (play result, load figures)."""
-    out, stop = f"/tmp/load-{phase}.json", f"/tmp/load-{phase}.stop"
-    host.run("rm -f %s %s", out, stop)
-    host.run_expect([0], "systemd-run --unit loadgen-%s --property RuntimeMaxSec=300 "
-                         "/usr/local/bin/loadgen.py --seconds 240 --rate %s --stop-file %s --out %s",
-                    phase, str(RATES[rate]), stop, out)
-    time.sleep(3)  # load before the deploy starts
-    started = time.monotonic()
-    result = run_playbook(host, book, *extra)
-    took = time.monotonic() - started
-    time.sleep(3)  # and after it ends
-    host.run_expect([0], "touch %s", stop)
-    wait_until(lambda: host.file(out).exists, timeout=60)
-    load = json.loads(host.file(out).content_string)
-    load["play_seconds"] = round(took, 1)
-    record(host, phase, load)
-    return result, load
-
-
-def record(host, phase, load):
-    report = json.load(open(REPORT)) if os.path.exists(REPORT) else {}
-    report.setdefault(host.backend.host, {})[phase] = load
-    with open(REPORT, "w") as f:
-        json.dump(report, f, indent=2)
-    print(f"\n{host.backend.host} {phase}: {json.dumps(load)}")
+    with Load(host, phase, rate=RATES[rate]) as load:
+        started = time.monotonic()
+        result = run_playbook(host, book, *extra)
+        took = time.monotonic() - started
+    return result, load.record(play_seconds=round(took, 1))
 
 
 def assert_unnoticed(load, minimum):

@@ -4,7 +4,8 @@ proxy_read_timeout is 8 s here: a connection with a message every second outlast
 and a stream that stays silent longer is cut by it (so the timeout is in force)."""
 
 import pytest
-from conftest import READ_TIMEOUT, http, start_stream, stream, stream_result
+from conftest import READ_TIMEOUT, start_stream, stream, stream_result
+from testlib import http
 
 
 @pytest.fixture(scope="module", autouse=True)

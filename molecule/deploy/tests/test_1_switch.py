@@ -1,14 +1,15 @@
 """The switch: new releases, a broken one and a rollback under load, with nothing a
 user would notice: no failed GET or POST, no request waiting 1 s or more, every
-5-second request finished. The figures go to deploy-report.json in Molecule's
+5-second request finished. The figures go to load-<instance>.json in Molecule's
 scratch directory."""
 
 import calendar
 import time
 
 import pytest
-from conftest import (GRACEFUL_TIMEOUT, app_state, assert_unnoticed, http, playbook, run_playbook, serving_release,
-                      start_stream, stream_result, stream_running, under_load, wait_until)
+from conftest import (GRACEFUL_TIMEOUT, assert_unnoticed, playbook, serving_release, start_stream, stream_result,
+                      stream_running, under_load)
+from testlib import app_state, http, run_playbook, wait_until
 
 
 @pytest.fixture(scope="module")

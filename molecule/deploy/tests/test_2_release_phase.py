@@ -5,8 +5,8 @@
 import json
 import subprocess
 
-from conftest import (app_state, copy_app, extra_vars, http, playbook, run_playbook, serving_release, slot_unit,
-                      wait_until)
+from conftest import copy_app, extra_vars, playbook, serving_release
+from testlib import app_state, http, run_playbook, slot_unit, wait_until
 
 
 def migrations(host):

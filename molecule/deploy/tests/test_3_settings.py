@@ -1,8 +1,8 @@
 """Settings go live only with a trial that passed with them: a bad value fails the
 deploy, changes nothing that serves, and fails again on the next identical run."""
 
-from conftest import (app_state, assert_unnoticed, extra_vars, main_pid, playbook, run_playbook, serving_release,
-                      slot_unit, under_load)
+from conftest import assert_unnoticed, extra_vars, playbook, serving_release, under_load
+from testlib import app_state, main_pid, run_playbook, slot_unit
 
 
 def test_a_bad_setting_fails_its_trial_and_changes_nothing(host, sources, tmp_path):

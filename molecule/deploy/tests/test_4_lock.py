@@ -5,7 +5,8 @@ import os
 import subprocess
 import time
 
-from conftest import app_state, copy_app, playbook, run_playbook, serving_release, wait_until
+from conftest import copy_app, playbook, serving_release
+from testlib import app_state, run_playbook, wait_until
 
 
 def start_playbook(host, book, *extra):

@@ -3,7 +3,7 @@ converge at -vvv that never shows the secret."""
 
 import os
 
-from conftest import http, run_playbook, slot_unit
+from testlib import http, run_playbook, slot_unit
 
 SITE = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "site.yml")
 MARKER = "marker-9f3c2e-secret"

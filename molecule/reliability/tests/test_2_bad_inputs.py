@@ -6,7 +6,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import run_playbook
+from testlib import run_playbook
 
 PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
 SITE = os.path.join(PROJECT, "site.yml")

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
-from conftest import run_playbook
+from testlib import run_playbook
 
 PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
 SITE = os.path.join(PROJECT, "site.yml")

@@ -1,16 +1,14 @@
 """Faults the stack survives, each measured with the load generator running:
-the figures (requests, errors) go to faults-report.json in Molecule's scratch dir."""
+the figures (requests, errors) go to load-<instance>.json in Molecule's scratch dir."""
 
-import json
 import os
 import time
 
 import yaml
-from conftest import http, main_pid, run_playbook, slot_unit, wait_until
+from testlib import Load, http, main_pid, run_playbook, slot_unit, wait_until
 
 PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
 SITE = os.path.join(PROJECT, "site.yml")
-REPORT = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "faults-report.json")
 
 
 def serving(host):
@@ -18,43 +16,20 @@ def serving(host):
     return http(host, "https://127.0.0.1/healthz").status == 200
 
 
-class Load:
-    """The load generator inside the instance, for the duration of a with-block."""
-
-    def __init__(self, host, name):
-        self.host, self.name = host, name
-        self.out, self.stop = f"/tmp/fault-{name}.json", f"/tmp/fault-{name}.stop"
-
-    def __enter__(self):
-        self.host.run("rm -f %s %s", self.out, self.stop)
-        self.host.run_expect([0], "systemd-run --unit loadgen-fault-%s --property RuntimeMaxSec=120 "
-                                  "/usr/local/bin/loadgen.py --rate 200 --threads 4 --seconds 90 "
-                                  "--stop-file %s --out %s", self.name, self.stop, self.out)
-        time.sleep(2)
-        return self
-
-    def __exit__(self, *exc):
-        time.sleep(2)
-        self.host.run("touch %s", self.stop)
-        wait_until(lambda: self.host.file(self.out).exists, timeout=60)
-        self.figures = json.loads(self.host.file(self.out).content_string)
-        report = json.load(open(REPORT)) if os.path.exists(REPORT) else {}
-        report[self.name] = self.figures
-        with open(REPORT, "w") as f:
-            json.dump(report, f, indent=2)
-        print(f"\nfault {self.name}: {json.dumps(self.figures)}")
+def under_load(host, name):
+    """The load generator, lighter than the deploy scenario's: these faults last seconds."""
+    return Load(host, f"fault-{name}", rate=200, threads=4, seconds=90, settle=2)
 
 
 def test_killed_nginx_is_restarted_by_systemd(host):
     before = main_pid(host, "nginx.service")
-    with Load(host, "kill-nginx") as load:
+    with under_load(host, "kill-nginx") as load:
         killed = time.monotonic()
         host.run_expect([0], "kill -KILL %s", str(before))
         wait_until(lambda: main_pid(host, "nginx.service") not in (0, before), timeout=15)
         wait_until(lambda: serving(host), timeout=15)
         down = time.monotonic() - killed
-    load.figures["down_seconds"] = round(down, 1)
-    print(f"nginx was down {down:.1f}s")
+    load.record(down_seconds=round(down, 1))
     assert down < 5
     # Only requests sent while Nginx was down fail (the load runs at 200/s).
     assert load.figures["requests"] > 0
@@ -64,10 +39,11 @@ def test_killed_nginx_is_restarted_by_systemd(host):
 def test_killed_gunicorn_master_is_restarted_by_systemd(host):
     unit = f"{slot_unit(host, 'hello')}.service"
     before = main_pid(host, unit)
-    with Load(host, "kill-gunicorn") as load:
+    with under_load(host, "kill-gunicorn") as load:
         host.run_expect([0], "kill -KILL %s", str(before))
         wait_until(lambda: main_pid(host, unit) not in (0, before), timeout=15)
         wait_until(lambda: serving(host), timeout=15)
+    load.record()
     # The socket stays open (systemd holds it): only the requests the killed
     # workers were serving are lost, as 502s from Nginx.
     assert load.figures["errors"] == 0, load.figures
@@ -76,7 +52,7 @@ def test_killed_gunicorn_master_is_restarted_by_systemd(host):
 
 def test_hand_broken_config_is_repaired_and_never_takes_nginx_down(host):
     vhost = "/etc/nginx/sites-enabled/hello.conf"
-    with Load(host, "broken-config") as load:
+    with under_load(host, "broken-config") as load:
         host.run_expect([0], "echo 'this is not nginx config' >> %s", vhost)
         # A reload of the broken config is refused by Nginx, which keeps serving.
         host.run("systemctl reload nginx")
@@ -85,6 +61,7 @@ def test_hand_broken_config_is_repaired_and_never_takes_nginx_down(host):
         # The next run puts the right file back, tests it and reloads.
         result = run_playbook(host, SITE)
         assert result.returncode == 0, result.stdout[-3000:]
+    load.record()
     assert "this is not nginx config" not in host.file(vhost).content_string
     assert host.run("nginx -t").rc == 0
     assert load.figures["non_2xx"] == 0 and load.figures["errors"] == 0, load.figures
