@@ -1,0 +1,67 @@
+"""Worker recycling (max_requests): each Gunicorn worker of an app is replaced by a
+fresh one after so many requests (a slow leak never grows for long), and no request
+fails or waits while workers are replaced under load."""
+
+import time
+
+from conftest import RATES, assert_unnoticed, extra_vars, playbook
+from testlib import Load, http, main_pid, run_playbook, slot_unit, wait_until
+
+
+def worker_pids(host):
+    """The Gunicorn workers of the serving slot: the children of its master."""
+    master = main_pid(host, f"{slot_unit(host, 'hello')}.service")
+    return set(host.check_output("pgrep --parent %s", str(master)).split())
+
+
+def get(host, count):
+    """count requests through Nginx; each must answer 200."""
+    for _ in range(count):
+        response = http(host, "https://127.0.0.1/healthz")
+        assert response.status == 200, response.body
+
+
+def deploy(host, tmp_path, sources, **changes):
+    result = run_playbook(host, playbook("deploy.yml"), "-e", extra_vars(tmp_path, src=sources["v2"], **changes))
+    assert result.returncode == 0, result.stdout[-3000:]
+    return result
+
+
+def test_a_worker_is_replaced_after_max_requests(host, sources, tmp_path):
+    # One worker, so every request goes to it; it goes after 20 to 22 requests (jitter:
+    # 10% of max_requests at most).
+    deploy(host, tmp_path, sources, workers=1, max_requests=20)
+    # The deploy's health checks counted too: first let that worker go, so that the
+    # one after it has served nothing yet.
+    first = worker_pids(host)
+    assert len(first) == 1
+    for _ in range(23):
+        get(host, 1)
+        if worker_pids(host) - first:
+            break
+    fresh = wait_until(lambda: worker_pids(host) - first, timeout=10)
+    wait_until(lambda: worker_pids(host) == fresh, timeout=10)
+    get(host, 19)
+    assert worker_pids(host) == fresh
+    get(host, 3)
+    replaced = wait_until(lambda: worker_pids(host) - fresh, timeout=10)
+    assert len(replaced) == 1
+
+
+def test_workers_are_replaced_under_load_and_no_request_notices(host, sources, tmp_path):
+    # The default worker count, each replaced after 300 to 330 requests: at 300
+    # requests/s, one worker every second or so.
+    deploy(host, tmp_path, sources, max_requests=300)
+    unit = slot_unit(host, "hello")
+    before = worker_pids(host)
+    since = host.check_output("date +%s")
+    with Load(host, "max-requests", rate=RATES["high"]) as load:
+        time.sleep(20)
+    figures = load.record()
+    assert_unnoticed(figures, minimum=5000)
+    replaced = host.check_output("journalctl --unit %s.service --since @%s --output cat | "
+                                 "grep -c 'Autorestarting worker after current request' || true", unit, since)
+    assert int(replaced) >= figures["requests"] // 330 // 2, (replaced, figures["requests"])
+    assert worker_pids(host) != before
+    # The same settings again: nothing to change.
+    assert "changed=0" in deploy(host, tmp_path, sources, max_requests=300).stdout
