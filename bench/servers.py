@@ -1,0 +1,298 @@
+"""The servers the benchmark measures: one object each in SERVERS.
+
+A server says what it is (name, about), how it is shown (color: its bars in
+chart.png; None keeps it out of the chart), what it is measured on (loads, and
+slowloris: also at `/` c50 while slow clients hold connections open), and how to
+start, stop and reach it in the VPS. The kinds below cover the usual cases:
+
+  AppCommand    a command run as a transient systemd unit (as the app's user, in its
+                release, with its environment), reached on 127.0.0.1:PORT
+  BehindNginx   the same on a unix socket, behind a server block of our Nginx
+                (the stack's proxy settings, or the tutorials' proxy_params)
+  WorkerClass   our gunicorn.conf.py with another worker class, behind our Nginx
+  NginxReturn200, MinimalNginx, Stack: see each
+
+To measure another server, add one object to SERVERS: e.g.
+
+    AppCommand(name="gunicorn-4sync", about="4 sync workers on TCP, no Nginx",
+               color="#8c564b", port=8005,
+               command="{venv}/bin/gunicorn --workers 4 --bind 127.0.0.1:{port} {app}:app"),
+
+Everything else (the plan of runs, the chart, the smoke test) follows from the list.
+The targets in report.checks() name the servers they compare.
+"""
+
+import ast
+import shlex
+from dataclasses import dataclass
+
+from nginxconf import Directive, dump, find, find_all
+from vps import NGINX_LOG, WORK
+
+# (route, concurrency) pairs.
+APP_LOADS = (("/", 50), ("/", 200), ("/slow?ms=100", 50), ("/slow?ms=100", 200))
+STATIC_LOADS = (("/", 50), ("/", 200))  # `return 200` answers every path alike
+CLASS_LOADS = (("/", 50), ("/slow?ms=100", 200))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Server:
+    name: str
+    about: str
+    color: str | None = None
+    loads: tuple = APP_LOADS
+    slowloris: bool = False
+    port: int | None = None
+
+    def nginx_config(self, vps):
+        """Server blocks this server needs in our Nginx (in zz-bench.conf), or ""."""
+        return ""
+
+    def start(self, vps):
+        """Start it (servers in our Nginx are there since the setup's reload), and
+        wait until it answers."""
+        vps.wait_ready(self.url(vps) + "/", self.name)
+
+    def stop(self, vps):
+        """Stop it; also when it is not running (cleaning up after a failed run)."""
+
+    def url(self, vps):
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stack(Server):
+    """What the roles provisioned, as it runs: nothing to start or stop."""
+
+    def start(self, vps):
+        vps.wait_ready(self.url(vps) + "/healthz", self.name)
+
+    def url(self, vps):
+        return vps.stack_url
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppCommand(Server):
+    """command (a str.format template: {venv}, {app}, {port}, {gunicorn_conf},
+    {socket}) run as the transient unit bench-NAME. systemd="app": as the app's
+    user, in its release, with its environment; "service": with every setting of
+    the app's own service (its sandbox too)."""
+    command: str
+    systemd: str = "app"
+
+    def argv(self, vps):
+        return shlex.split(self.command.format(
+            venv=vps.venv, app=vps.app, port=self.port, gunicorn_conf=vps.gunicorn_conf,
+            socket=self.socket))
+
+    def unit_properties(self, vps):
+        return vps.service_properties() if self.systemd == "service" else vps.app_unit_properties()
+
+    def start(self, vps):
+        vps.start_unit(self.name, self.argv(vps), self.unit_properties(vps))
+        super().start(vps)
+
+    def stop(self, vps):
+        vps.stop_unit(self.name)
+
+    @property
+    def socket(self):
+        return f"/run/bench-{self.name}/app.sock"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BehindNginx(AppCommand):
+    """command listens on {socket}, which Nginx's group may connect to (use
+    `--umask 007`), behind a server block of our Nginx on 127.0.0.1:PORT. proxy:
+    "stack", the upstream and `location /` of the app's vhost as the nginx role
+    rendered it (see stack_proxy); "tutorial", `include proxy_params` and a
+    proxy_pass to the socket, with no upstream keepalive."""
+    proxy: str = "stack"
+
+    def unit_properties(self, vps):
+        return [*vps.app_unit_properties(group="www-data"), f"RuntimeDirectory=bench-{self.name}"]
+
+    def nginx_config(self, vps):
+        if self.proxy == "tutorial":
+            upstream = []
+            location = Directive("location", ["/"], [
+                Directive("include", ["proxy_params"]),
+                Directive("proxy_pass", [f"http://unix:{self.socket}"])])
+        else:
+            upstream, location = stack_blocks(vps, f"bench_{self.name.replace('-', '_')}", self.socket)
+            upstream = [upstream]
+        server = Directive("server", [], [
+            Directive("listen", [f"127.0.0.1:{self.port}"]),
+            Directive("access_log", [NGINX_LOG, "main"]),
+            location])
+        return f"# {self.name}: {self.about}\n{dump([*upstream, server])}\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerClass(BehindNginx):
+    """Our gunicorn.conf.py with another worker class (gthread: with `threads`
+    threads per worker), behind our Nginx with the stack's proxy settings. The
+    worker classes are compared with each other, in a section of their own of
+    summary.md, not in the chart (no color)."""
+    worker_class: str
+    threads: int | None = None
+    loads: tuple = CLASS_LOADS
+    command: str = ""
+
+    def argv(self, vps):
+        threads = ["--threads", str(self.threads)] if self.threads else []
+        return [f"{vps.venv}/bin/gunicorn", "--config", self.conf_path, "--worker-class",
+                self.worker_class, *threads, "--bind", f"unix:{self.socket}", "--umask", "007",
+                "--no-control-socket"]
+
+    @property
+    def conf_path(self):
+        return f"{WORK}/gunicorn-{self.worker_class}.conf.py"
+
+    def start(self, vps):
+        conf = vps.read(vps.gunicorn_conf)
+        if self.worker_class != "gevent":
+            conf = without_gevent_patching(conf)
+        vps.put(self.conf_path, conf)
+        super().start(vps)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NginxReturn200(Server):
+    """`return 200` from a server block of our Nginx, through our nginx.conf."""
+    loads: tuple = STATIC_LOADS
+
+    def nginx_config(self, vps):
+        server = Directive("server", [], [
+            Directive("listen", [f"127.0.0.1:{self.port}"]),
+            Directive("access_log", [NGINX_LOG, "main"]),
+            Directive("location", ["/"], [Directive("return", ["200"])])])
+        return f"# {self.name}: {self.about}\n{dump([server])}\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MinimalNginx(Server):
+    """A second Nginx with nothing but what `return 200` needs (it logs, as Nginx
+    does by default), and as many workers as ours: the comparison is of everything
+    else our nginx.conf sets. (How many workers is a choice of its own: see the
+    README's Performance section.)"""
+    loads: tuple = STATIC_LOADS
+
+    @property
+    def conf_path(self):
+        return f"{WORK}/{self.name}.conf"
+
+    def config(self, vps):
+        ours = find(vps.read_nginx("/etc/nginx/nginx.conf"), "worker_processes")
+        return dump([
+            Directive("pid", [f"{WORK}/{self.name}.pid"]),
+            Directive("error_log", [f"{WORK}/{self.name}.error.log"]),
+            Directive("worker_processes", ours.args if ours else ["auto"]),
+            Directive("events", [], []),
+            Directive("http", [], [
+                Directive("access_log", [NGINX_LOG]),
+                Directive("server", [], [
+                    Directive("listen", [f"127.0.0.1:{self.port}"]),
+                    Directive("location", ["/"], [Directive("return", ["200"])])])])]) + "\n"
+
+    def start(self, vps):
+        vps.put(self.conf_path, self.config(vps))
+        vps.sh(f"nginx -q -t -c {self.conf_path} && nginx -c {self.conf_path}")
+        super().start(vps)
+
+    def stop(self, vps):
+        pid = f"{WORK}/{self.name}.pid"
+        vps.sh(f"[ ! -f {pid} ] || nginx -c {self.conf_path} -s quit; "
+               f"for i in $(seq 1 50); do [ -f {pid} ] || break; sleep 0.1; done", check=False)
+
+
+# --- the stack's proxy settings, from the app's vhost as rendered on the VPS ---------
+
+def stack_proxy(vps):
+    """The vhost's `location /` that proxies to the app, and the upstream it names."""
+    conf = vps.read_nginx(vps.vhost)
+    location = next((loc for loc in find_all(conf, "server", "location /")
+                     if find(loc.block, "proxy_pass")), None)
+    if location is None:
+        raise RuntimeError(f"no `location /` with a proxy_pass in {vps.vhost}")
+    target = find(location.block, "proxy_pass").args[0].removeprefix("http://")
+    upstream = find(conf, f"upstream {target}")
+    if upstream is None:
+        raise RuntimeError(f"no `upstream {target}` in {vps.vhost}")
+    return location, upstream
+
+
+def stack_blocks(vps, name, socket):
+    """The vhost's upstream (its keepalive, ...) named name, with socket as its only
+    server; and its `location /`, proxying to that upstream, less the per-client
+    abuse limits (limit_req, limit_conn: not proxy settings, and the load comes from
+    one client)."""
+    location, upstream = stack_proxy(vps)
+    servers = [Directive("server", [f"unix:{socket}"])]
+    upstream = Directive("upstream", [name],
+                         servers + [d for d in upstream.block if d.name != "server"])
+    block = [Directive("proxy_pass", [f"http://{name}"]) if d.name == "proxy_pass" else d
+             for d in location.block if d.name not in ("limit_req", "limit_conn")]
+    return upstream, Directive("location", ["/"], block)
+
+
+def without_gevent_patching(conf):
+    """gunicorn.conf.py without gevent's patching (`from gevent import monkey`,
+    `monkey.patch_all()`), for a worker class other than gevent."""
+    tree = ast.parse(conf)
+    tree.body = [node for node in tree.body if not patches_gevent(node)]
+    return ast.unparse(tree) + "\n"
+
+
+def patches_gevent(node):
+    if isinstance(node, ast.ImportFrom):
+        return (node.module or "").split(".")[0] == "gevent"
+    if isinstance(node, ast.Import):
+        return any(alias.name.split(".")[0] == "gevent" for alias in node.names)
+    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "patch_all")
+
+
+# --- the registry --------------------------------------------------------------------
+
+SERVERS = [
+    AppCommand(
+        name="flask-dev", about="`flask run`, Flask's threaded development server",
+        color="#9e9e9e", port=5000,
+        command="{venv}/bin/flask --app {app} run --host 127.0.0.1 --port {port} --with-threads"),
+    AppCommand(
+        name="gunicorn-direct",
+        about="Gunicorn with our gunicorn.conf.py and systemd settings, on TCP, no Nginx",
+        color="#1f77b4", port=8001, slowloris=True, systemd="service",
+        # (Without the control socket, which would clash with the app's.)
+        command="{venv}/bin/gunicorn --config {gunicorn_conf} --bind 127.0.0.1:{port} "
+                "--no-control-socket"),
+    Stack(
+        name="stack", about="what the roles provisioned: Nginx -> unix socket -> Gunicorn",
+        color="#2ca02c", slowloris=True),
+    BehindNginx(
+        name="recipe",
+        about="the tutorial setup: `gunicorn --workers 3` (sync) on a unix socket behind "
+              "Nginx, with no upstream keepalive",
+        color="#ff7f0e", port=8082, slowloris=True, proxy="tutorial",
+        command="{venv}/bin/gunicorn --workers 3 --bind unix:{socket} --umask 007 "
+                "--no-control-socket {app}:app"),
+    NginxReturn200(
+        name="nginx-static", about="`return 200` from our Nginx, through our nginx.conf: the ceiling",
+        color="#17becf", port=8083),
+    MinimalNginx(
+        name="nginx-minimal",
+        about="the same `return 200` from a second Nginx with a minimal config and as many "
+              "workers as ours",
+        color="#bcbd22", port=8084),
+    WorkerClass(name="class-gevent", about="our gunicorn.conf.py, gevent workers",
+                worker_class="gevent", port=8091),
+    WorkerClass(name="class-gthread", about="our gunicorn.conf.py, gthread workers, 40 threads each "
+                "(flaskapp_threads' default)", worker_class="gthread", threads=40, port=8092),
+    WorkerClass(name="class-sync", about="our gunicorn.conf.py, sync workers",
+                worker_class="sync", port=8093),
+]
+
+
+def by_name(name):
+    return next(server for server in SERVERS if server.name == name)
