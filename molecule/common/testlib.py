@@ -3,8 +3,8 @@ units, waiting, a load generator around an action, and running this project's
 playbooks against an instance.
 
 It is also a pytest plugin (the shared Molecule config loads it with `-p testlib`):
-each instance's tests form one pytest-xdist group, so they run in file order on one
-worker while the other instance's run beside them.
+it tells pytest-xdist to keep each instance's tests together, so they run in file
+order on one worker while the other instance's run beside them.
 """
 
 import json
@@ -16,11 +16,28 @@ import time
 import pytest
 
 
-def pytest_collection_modifyitems(items):
-    for item in items:
-        host = getattr(item, "callspec", None) and item.callspec.params.get("_testinfra_host")
-        if host is not None:
-            item.add_marker(pytest.mark.xdist_group(host.backend.get_pytest_id()))
+def pytest_xdist_make_scheduler(config, log):
+    """With --dist loadscope, the scope of a test is its instance (not its file): each
+    instance's tests run in file order on one worker, the instances side by side."""
+    inventory = config.getoption("ansible_inventory", None)
+    if config.getvalue("dist") != "loadscope" or not inventory:
+        return None
+    from testinfra.utils.ansible_runner import AnsibleRunner
+    from xdist.scheduler import LoadScopeScheduling
+
+    # Longest first: an instance name may begin with another's.
+    ids = sorted((f"ansible://{name}" for name in AnsibleRunner(inventory).get_hosts("all")), key=len, reverse=True)
+
+    class ByInstance(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            # testinfra's instance id comes first in the test's parameters.
+            params = nodeid.partition("[")[2]
+            for instance in ids:
+                if params.startswith(instance) and params[len(instance):len(instance) + 1] in ("]", "-"):
+                    return instance
+            return super()._split_scope(nodeid)
+
+    return ByInstance(config, log)
 
 
 class Response:
