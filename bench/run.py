@@ -151,6 +151,9 @@ def measure(vps, run, settings):
         "p99_ms": round(r["p99_us"] / 1000, 2),
         # Socket errors (connect, read, write, answer after the 2 s timeout), 4xx/5xx.
         "errors": r["connect"] + r["read"] + r["write"] + r["timeout"] + r["status"] + stalled,
+        # The same, by kind ("stalled": no answer at all in the run).
+        "error_kinds": {"connect": r["connect"], "read": r["read"], "write": r["write"],
+                        "timeout": r["timeout"], "status": r["status"], "stalled": stalled},
         "requests": r["requests"],
         # CPU seconds used during the run by Nginx and by the Python servers.
         "cpu_s": {k: round(after[k] - before[k], 2) for k in after},
@@ -179,6 +182,8 @@ def merge(first, second):
     for key in ("errors", "requests"):
         both[key] = first[key] + second[key]
     both["cpu_s"] = {k: round(first["cpu_s"][k] + second["cpu_s"][k], 2) for k in first["cpu_s"]}
+    both["error_kinds"] = {k: first["error_kinds"][k] + second["error_kinds"][k]
+                           for k in first["error_kinds"]}
     return both
 
 
