@@ -90,3 +90,14 @@ def test_reordering_vhosts_moves_the_default_server(host, tmp_path, restore):
     assert sites(host) == {"greeter.conf", "hello.conf"}
     assert "Howdy from greeter" in http(host, "https://127.0.0.1/", "-H", "Host: unknown.test").body
     assert "Hello from Flask" in http(host, "https://127.0.0.1/", "-H", "Host: hello.test").body
+
+
+def test_static_root_serves_the_static_files_its_old_name_static_dir_served(host, tmp_path, restore):
+    hello, greeter = scenario_vhosts()
+    url = ("https://greeter.test/assets/greeter.txt", "--resolve", "greeter.test:443:127.0.0.1")
+    before = http(host, *url)
+    assert before.status == 200 and before.body
+    renamed = {("static_root" if key == "static_dir" else key): value for key, value in greeter.items()}
+    converge(host, tmp_path, [hello, renamed])
+    after = http(host, *url)
+    assert (after.status, after.body) == (before.status, before.body)
