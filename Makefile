@@ -11,13 +11,14 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Every directory under molecule/ with a molecule.yml (molecule/common holds helpers).
 SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: help venv engine images demo demo-down deploy rollback run test lint syntax unit molecule $(addprefix molecule-,$(SCENARIOS)) clean
+.PHONY: help venv engine images demo demo-down deploy rollback run test docs lint syntax unit molecule $(addprefix molecule-,$(SCENARIOS)) clean
 
 help:
 	@echo "make demo       start a local VPS (container) and serve the sample app on http://127.0.0.1:8080"
 	@echo "make demo-down  remove the demo VPS"
 	@echo "make deploy     deploy app/ (or SRC=dir) to the demo VPS; make rollback [TO=release]"
 	@echo "make run        run CMD as APP runs on the demo VPS, e.g. make run APP=hello CMD='flask --app hello routes'"
+	@echo "make docs       write the README's variable tables from each role's meta/argument_specs.yml"
 	@echo "make test       lint, syntax check, app unit tests, every Molecule scenario ($(SCENARIOS))"
 
 venv: $(VENV)/.installed
@@ -58,7 +59,13 @@ run: venv
 
 test: lint syntax unit molecule
 
+# The README's variable tables from each role's meta/argument_specs.yml; lint checks
+# that the README, the specs and defaults/main.yml agree.
+docs: venv
+	python scripts/docs.py
+
 lint: venv
+	python scripts/docs.py --check
 	yamllint --strict .
 	ansible-lint --profile production
 
