@@ -75,10 +75,26 @@ syntax: venv
 unit: venv
 	cd app && python -m pytest -q -p no:cacheprovider tests
 
-molecule: $(addprefix molecule-,$(SCENARIOS))
+# MOLECULE_JOBS scenarios at a time (2, as the CI machine has 2 cores), longest first,
+# so that both queues end about together. Each scenario's whole output goes to
+# .cache/molecule/<scenario>.log; the terminal gets its steps as they end, its test
+# summary, and the whole log if it fails.
+MOLECULE_JOBS ?= 2
+MOLECULE_ORDER := apps deploy reliability default acme bench
+MOLECULE_QUEUE := $(filter $(MOLECULE_ORDER),$(SCENARIOS)) $(filter-out $(MOLECULE_ORDER),$(SCENARIOS))
+
+molecule: venv images
+	$(MAKE) --no-print-directory -j$(MOLECULE_JOBS) $(addprefix molecule-,$(MOLECULE_QUEUE))
 
 $(addprefix molecule-,$(SCENARIOS)): molecule-%: venv images
-	molecule test --scenario-name $*
+	@mkdir -p .cache/molecule
+	@echo "== molecule $*: started at $$(date +%T)"
+	@if molecule test --scenario-name $* 2>&1 | tee .cache/molecule/$*.log \
+	    | grep --line-buffered -E 'Executed: |=+ [0-9]+ (passed|failed)'; then \
+	  echo "== molecule $*: passed at $$(date +%T)"; \
+	else \
+	  cat .cache/molecule/$*.log; echo "== molecule $*: FAILED at $$(date +%T)"; exit 1; \
+	fi
 
 clean: demo-down
 	rm -rf $(VENV) .cache
