@@ -117,9 +117,9 @@ class Load:
     def __enter__(self):
         self.host.run("rm -f %s %s", self.out, self.stop)
         # RuntimeMaxSec: systemd stops it even if the test dies first.
-        self.host.run_expect([0], "systemd-run --unit loadgen-%s --property RuntimeMaxSec=300 "
-                                  "/usr/local/bin/loadgen.py %s --stop-file %s --out %s",
-                             self.name, " ".join(self.argv), self.stop, self.out)
+        command = ["systemd-run", "--unit", f"loadgen-{self.name}", "--property", "RuntimeMaxSec=300",
+                   "/usr/local/bin/loadgen.py", *self.argv, "--stop-file", self.stop, "--out", self.out]
+        self.host.run_expect([0], shlex.join(command))
         time.sleep(self.settle)  # load before the action starts
         return self
 
