@@ -81,7 +81,7 @@ unit: venv
 # summary, and the whole log if it fails.
 MOLECULE_JOBS ?= 2
 MOLECULE_ORDER := apps deploy reliability default acme bench
-MOLECULE_QUEUE := $(filter $(MOLECULE_ORDER),$(SCENARIOS)) $(filter-out $(MOLECULE_ORDER),$(SCENARIOS))
+MOLECULE_QUEUE := $(filter $(SCENARIOS),$(MOLECULE_ORDER)) $(filter-out $(MOLECULE_ORDER),$(SCENARIOS))
 
 molecule: venv images
 	$(MAKE) --no-print-directory -j$(MOLECULE_JOBS) $(addprefix molecule-,$(MOLECULE_QUEUE))
