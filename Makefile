@@ -90,7 +90,7 @@ $(addprefix molecule-,$(SCENARIOS)): molecule-%: venv images
 	@mkdir -p .cache/molecule
 	@echo "== molecule $*: started at $$(date +%T)"
 	@if molecule test --scenario-name $* 2>&1 | tee .cache/molecule/$*.log \
-	    | grep --line-buffered -E 'Executed: |=+ [0-9]+ (passed|failed)'; then \
+	    | grep --text --line-buffered -E 'Executed: |=+ [0-9]+ (passed|failed)'; then \
 	  echo "== molecule $*: passed at $$(date +%T)"; \
 	else \
 	  cat .cache/molecule/$*.log; echo "== molecule $*: FAILED at $$(date +%T)"; exit 1; \
