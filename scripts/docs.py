@@ -27,7 +27,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-ROLES = ["flaskapp", "nginx", "firewall"]
+ROLES = ["flaskapp", "nginx", "firewall", "postgresql"]
 # List options whose entries take their missing keys from another variable.
 ITEM_DEFAULTS = {"flaskapp_apps": "flaskapp_app_defaults", "nginx_vhosts": "nginx_vhost_defaults"}
 DISPLAY = "Default:"

@@ -15,7 +15,8 @@ import hello
 
 @pytest.fixture
 def app(tmp_path):
-    app = hello.create_app({"TESTING": True, "DATABASE": str(tmp_path / "test.sqlite3")})
+    # SQLite, even where DATABASE_URL is set.
+    app = hello.create_app({"TESTING": True, "DATABASE": str(tmp_path / "test.sqlite3"), "DATABASE_URL": ""})
     app.instance_path = str(tmp_path)
     return app
 
@@ -193,3 +194,60 @@ def test_websocket_echoes_messages(server):
 
 def test_websocket_route_refuses_plain_http(client):
     assert client.get("/ws").status_code == 400
+
+
+@pytest.fixture
+def notes(app, client):
+    """The app's client, its database created."""
+    assert app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0
+    return client
+
+
+def test_init_db_is_idempotent(app, client):
+    runner = app.test_cli_runner()
+    for _ in range(2):
+        result = runner.invoke(args=["init-db"])
+        assert result.exit_code == 0, result.output
+    assert client.get("/visits").get_json() == {"visits": 1}
+
+
+def test_db_upgrade_creates_the_tables_too(app, client):
+    assert app.test_cli_runner().invoke(args=["db-upgrade"]).exit_code == 0
+    assert client.post("/notes", data={"id": "n1"}).status_code == 201
+
+
+def test_a_note_is_written_once(notes):
+    response = notes.post("/notes", data={"id": "n-1", "body": "first"})
+    assert response.status_code == 201
+    assert response.get_json() == {"id": "n-1", "created": True}
+    # The same note again (a retried request) is no second row; another body is a conflict.
+    assert notes.post("/notes", data={"id": "n-1", "body": "first"}).status_code == 200
+    assert notes.post("/notes", json={"id": "n-1", "body": "other"}).status_code == 409
+    assert notes.get("/notes").get_json() == {"count": 1, "ids": ["n-1"]}
+    note = notes.get("/notes/n-1").get_json()
+    assert (note["id"], note["body"]) == ("n-1", "first")
+
+
+def test_a_note_can_be_posted_as_json(notes):
+    assert notes.post("/notes", json={"id": "j.1", "body": "from json"}).status_code == 201
+    assert notes.get("/notes/j.1").get_json()["body"] == "from json"
+
+
+def test_a_missing_note_is_404(notes):
+    assert notes.get("/notes/nope").status_code == 404
+
+
+@pytest.mark.parametrize("data", [{}, {"id": ""}, {"id": "a b"}, {"id": "x" * 65}, {"id": "a/b"}])
+def test_a_note_needs_a_valid_id(notes, data):
+    assert notes.post("/notes", data=data).status_code == 400
+
+
+def test_a_note_body_is_bounded(notes):
+    assert notes.post("/notes", json={"id": "big", "body": "x" * 10001}).status_code == 400
+    assert notes.post("/notes", json={"id": "num", "body": 5}).status_code == 400
+
+
+def test_many_notes_are_counted_without_their_ids(notes):
+    for n in range(101):
+        assert notes.post("/notes", data={"id": f"n{n}"}).status_code == 201
+    assert notes.get("/notes").get_json() == {"count": 101}
