@@ -80,7 +80,7 @@ unit: venv
 # .cache/molecule/<scenario>.log; the terminal gets its steps as they end, its test
 # summary, and the whole log if it fails.
 MOLECULE_JOBS ?= 2
-MOLECULE_ORDER := apps deploy reliability default acme bench
+MOLECULE_ORDER := cluster apps deploy reliability default acme bench
 MOLECULE_QUEUE := $(filter $(SCENARIOS),$(MOLECULE_ORDER)) $(filter-out $(MOLECULE_ORDER),$(SCENARIOS))
 
 molecule: venv images

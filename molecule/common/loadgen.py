@@ -2,8 +2,9 @@
 """Bounded load against Nginx inside a test instance, while a deploy runs.
 
 Client threads send GET /healthz over kept-alive HTTPS connections, every Nth
-request a POST /echo with a body, at a steady total rate, until the stop file
-appears, or the time or request limit is reached (it always stops by itself).
+request a POST /echo with a body (or, with --post-path /notes, a note with a unique
+id: the ids the app acknowledged are written to --acked), at a steady total rate,
+until the stop file appears, or the time or request limit is reached (it always stops by itself).
 Other threads keep long requests (/slow?ms=N) in flight all the time, as a slow
 report or upload would. The result is JSON: requests, POSTs, non-2xx answers,
 connection errors, retries on a closed idle connection, and latency (p50, p99,
@@ -27,17 +28,20 @@ def connect(args, context, timeout=30):
                                        source_address=(args.source, 0))
 
 
-def send(conn, method, path):
+def send(conn, method, path, host, body=None):
     """Send a request and read the status line: (response) or an exception."""
-    if method == "POST":
+    if method == "POST" and body is not None:
+        conn.request("POST", path, body=body,
+                     headers={"Host": host, "Content-Type": "application/x-www-form-urlencoded"})
+    elif method == "POST":
         conn.request("POST", path, body=POST_BODY,
-                     headers={"Host": "localhost", "Content-Type": "application/octet-stream"})
+                     headers={"Host": host, "Content-Type": "application/octet-stream"})
     else:
-        conn.request("GET", path, headers={"Host": "localhost"})
+        conn.request("GET", path, headers={"Host": host})
     return conn.getresponse()
 
 
-def exchange(state, args, context, method, path, timeout=30):
+def exchange(state, args, context, method, path, timeout=30, body=None):
     """One request on the thread's kept-alive connection; (status, body) or None on error.
 
     A kept-alive connection that the server closed while it was idle (Nginx's graceful
@@ -51,7 +55,7 @@ def exchange(state, args, context, method, path, timeout=30):
         if state.get("conn") is None:
             state["conn"], state["used"] = connect(args, context, timeout), False
         try:
-            response = send(state["conn"], method, path)
+            response = send(state["conn"], method, path, args.host_header, body)
         except (OSError, http.client.HTTPException):
             state["conn"].close()
             state["conn"] = None
@@ -74,11 +78,11 @@ def exchange(state, args, context, method, path, timeout=30):
     return None
 
 
-def client(args, stop, results, lock):
+def client(args, stop, results, lock, number):
     """Short requests at this thread's share of the rate: GETs, every Nth a POST."""
     context = ssl._create_unverified_context()  # the instance's self-signed certificate
     state = {}
-    local = {"requests": 0, "posts": 0, "non_2xx": 0, "errors": 0, "latencies": [], "releases": {}}
+    local = {"requests": 0, "posts": 0, "non_2xx": 0, "errors": 0, "latencies": [], "releases": {}, "acked": []}
     interval = args.threads / args.rate
     next_at = time.monotonic()
     n = 0
@@ -88,7 +92,9 @@ def client(args, stop, results, lock):
         n += 1
         post = args.post_every > 0 and n % args.post_every == 0
         started = time.monotonic()
-        answer = exchange(state, args, context, "POST" if post else "GET", "/echo" if post else args.path)
+        note = f"{args.id_prefix}-{number}-{n}" if post and args.post_path == "/notes" else None
+        answer = exchange(state, args, context, "POST" if post else "GET", args.post_path if post else args.path,
+                          body=f"id={note}".encode() if note else None)
         if answer is None:
             local["errors"] += 1
             continue
@@ -101,12 +107,15 @@ def client(args, stop, results, lock):
         else:
             release = json.loads(body).get("release", "?")
             local["releases"][release] = local["releases"].get(release, 0) + 1
+            if note:  # 201 written, or 200: a retried POST found it written
+                local["acked"].append(note)
     local["retries"] = state.get("retries", 0)
     local["post_retries"] = state.get("post_retries", 0)
     with lock:
         for key in ("requests", "posts", "non_2xx", "errors", "retries", "post_retries"):
             results[key] += local[key]
         results["latencies"] += local["latencies"]
+        results["acked"] += local["acked"]
         for release, count in local["releases"].items():
             results["releases"][release] = results["releases"].get(release, 0) + count
 
@@ -135,7 +144,11 @@ def main():
     parser.add_argument("--source", default="127.0.0.3", help="client address (exempt from rate limits)")
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rate", type=float, default=300, help="short requests per second, all threads together")
+    parser.add_argument("--host-header", default="localhost", help="the Host header (--host gives the TLS name)")
     parser.add_argument("--post-every", type=int, default=10, help="every Nth short request is a POST (0: none)")
+    parser.add_argument("--post-path", default="/echo", choices=["/echo", "/notes"])
+    parser.add_argument("--id-prefix", default="note", help="the notes' ids start with it")
+    parser.add_argument("--acked", help="write the ids of the notes answered 201 here, one a line")
     parser.add_argument("--long", type=int, default=2, help="threads that keep a long request in flight")
     parser.add_argument("--long-ms", type=int, default=5000, help="how long each long request takes")
     parser.add_argument("--seconds", type=float, default=180, help="hard time limit")
@@ -146,9 +159,10 @@ def main():
 
     stop, lock = threading.Event(), threading.Lock()
     results = {"requests": 0, "posts": 0, "non_2xx": 0, "errors": 0, "retries": 0, "post_retries": 0,
-               "latencies": [], "releases": {},
+               "latencies": [], "releases": {}, "acked": [],
                "long_requests": 0, "long_failed": 0, "long_max_ms": 0.0}
-    threads = [threading.Thread(target=client, args=(args, stop, results, lock)) for _ in range(args.threads)]
+    threads = [threading.Thread(target=client, args=(args, stop, results, lock, number))
+               for number in range(args.threads)]
     threads += [threading.Thread(target=long_client, args=(args, stop, results, lock)) for _ in range(args.long)]
     started = time.monotonic()
     for thread in threads:
@@ -163,6 +177,11 @@ def main():
         thread.join()
     elapsed = time.monotonic() - started
     latencies = sorted(results.pop("latencies")) or [0.0]
+    acked = results.pop("acked")
+    results["acked"] = len(acked)
+    if args.acked:
+        with open(args.acked, "w") as f:
+            f.write("".join(f"{note}\n" for note in acked))
     results.update(
         seconds=round(elapsed, 1),
         rate=args.rate,

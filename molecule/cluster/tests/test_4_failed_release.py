@@ -1,0 +1,46 @@
+"""A release that fails its trial on the first app host, during a rolling deploy under
+load: the rollout stops there and says why, no request fails, the balancer never sends
+the failed release a request (the host stays out of its pool), and the second host
+still serves the old release, untouched. The next good deploy puts the host back."""
+
+from conftest import LB, cluster_playbook, copy_app, notes_in_database, release_on, under_load
+from testlib import http
+
+testinfra_hosts = [f"ansible://{LB}"]
+
+
+def broken(path):
+    """A release whose health check fails: it starts, but never answers 200."""
+    source = (path / "hello.py").read_text()
+    (path / "hello.py").write_text(source.replace('return jsonify(status="ok"', 'return jsonify(status="broken"), 500\n'
+                                                  '        return jsonify(status="ok"'))
+
+
+def test_failed_release_stops_the_rollout(host, apps, db, tmp_path):
+    first, second = apps
+    old = release_on(first)
+    assert release_on(second) == old
+    source = copy_app(tmp_path, "broken", broken)
+    installed = second.check_output("ls /srv/hello/releases")
+
+    result, load, acked = under_load(host, "failed-release", lambda: cluster_playbook(
+        host, "deploy.yml", "-e", f"flaskapp_src={source}"), seconds=180)
+    # The play fails on the first host, with the reason.
+    assert result.returncode != 0
+    assert "cluster-app1" in result.stdout and "failed its trial" in result.stdout, result.stdout[-3000:]
+    # Nothing failed for clients, and every request got the old release.
+    assert load["errors"] == 0 and load["non_2xx"] == 0, load
+    assert set(load["releases"]) == {old}, load
+    assert not acked - notes_in_database(db)
+    # The second host was never touched: same release, no trial, still in the pool.
+    assert release_on(second) == old and release_on(first) == old
+    assert second.check_output("ls /srv/hello/releases") == installed
+    drained = host.run("grep -l down /etc/nginx/pools/hello/*.conf").stdout.split()
+    assert [name.rsplit("/", 1)[1] for name in drained] == ["cluster-app1.conf"], drained
+
+    # The good release again: the first host comes back into the pool, changing nothing else.
+    again = cluster_playbook(host, "deploy.yml")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert host.run("grep -l down /etc/nginx/pools/hello/*.conf").stdout.strip() == ""
+    answered = {http(host, "https://hello.test/healthz").json()["release"] for _ in range(10)}
+    assert answered == {old}
