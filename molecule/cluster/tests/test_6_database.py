@@ -1,9 +1,9 @@
 """The database host (roles/postgresql through playbooks/databases.yml): each app's
 role password is a root-only file on it, stable across runs and never printed (even
-with -v); the app host keeps its URL only in root-only files; PostgreSQL listens on the
-private address only; pg_hba.conf admits the app hosts and refuses everyone else (the
-load balancer, and the database host itself over TCP); the server runs sandboxed and
-survives a restart."""
+with -v); the app host keeps its URL only in files only root reads; PostgreSQL listens
+on the private address only; pg_hba.conf admits the app hosts over TLS only and
+refuses everyone else (the load balancer, and the database host itself over TCP); the
+server runs sandboxed and survives a restart."""
 
 import hashlib
 import re
@@ -16,17 +16,25 @@ testinfra_hosts = [f"ansible://{DB}"]
 PORT = 5432
 PASSWORD_DIR = "/etc/postgresql-role"
 
-# A PostgreSQL client's first message (protocol 3.0) for user and database; prints
-# what the server answers: "auth <code>" when it asks for a password (10: SCRAM),
-# "refused <message>" when pg_hba.conf has no entry for this client, "unreachable
-# <error>" when no connection is possible (the firewall drops it).
+# A PostgreSQL client's first messages (protocol 3.0) for user and database, over TLS
+# (as libpq's sslmode=require: encrypted, the certificate not checked) or, with
+# "plain", without; prints what the server answers: "auth <code>" when it asks for a
+# password (10: SCRAM), "refused <message>" when pg_hba.conf has no entry for this
+# client, "unreachable <error>" when no connection is possible (the firewall drops it).
 PROBE = r"""
-import socket, struct, sys
-host, port, user, db = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+import socket, ssl, struct, sys
+host, port, user, db, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 try:
     s = socket.create_connection((host, port), timeout=3)
 except OSError as e:
     sys.exit(print("unreachable", type(e).__name__))
+if mode == "tls":
+    s.sendall(struct.pack("!ii", 8, 80877103))
+    if s.recv(1) != b"S":
+        sys.exit(print("no-tls"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    s = context.wrap_socket(s)
 params = b"".join(k + b"\0" + v.encode() + b"\0" for k, v in ((b"user", user), (b"database", db))) + b"\0"
 s.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
 kind = s.recv(1)
@@ -47,10 +55,10 @@ else:
 """
 
 
-def probe(client, address, database):
+def probe(client, address, database, mode="tls"):
     """Try to log in as the app's role from client; what the server answers."""
     return client.check_output(
-        "python3 -c %s %s %s %s %s", PROBE, address, str(PORT), database, database).strip()
+        "python3 -c %s %s %s %s %s %s", PROBE, address, str(PORT), database, database, mode).strip()
 
 
 def address_of(name):
@@ -124,8 +132,10 @@ def test_postgresql_listens_on_the_private_address_only(host):
 def test_pg_hba_admits_the_app_hosts_only(host, databases):
     private = address_of(DB)
     for name in APPS:
-        # SCRAM (10) is asked for: the app host may try its password.
+        # SCRAM (10) is asked for: the app host may try its password, over TLS only.
         assert probe(instance(name), private, databases[0]) == "auth 10", name
+        answer = probe(instance(name), private, databases[0], "plain")
+        assert answer.startswith("refused") and "no encryption" in answer, answer
     # The load balancer: the firewall drops it, or pg_hba.conf refuses it before any
     # password is asked for.
     answer = probe(instance(LB), private, databases[0])
@@ -136,6 +146,7 @@ def test_pg_hba_admits_the_app_hosts_only(host, databases):
     hba = host.file(host.check_output("runuser -u postgres -- psql -Atc 'SHOW hba_file'")).content_string
     rules = [line.split() for line in hba.splitlines() if line.strip() and not line.startswith("#")]
     assert not [rule for rule in rules if rule[-1] in ("trust", "password", "md5")], rules
+    assert not [rule for rule in rules if rule[0] not in ("local", "hostssl")], rules
     assert ["local", "all", "postgres", "peer"] in rules
 
 
