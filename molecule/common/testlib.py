@@ -108,9 +108,10 @@ class Load:
     its results; they are printed and kept in Molecule's scratch directory
     (load-<instance>.json, by name)."""
 
-    def __init__(self, host, name, *, rate=300, threads=8, seconds=240, settle=3, **options):
-        """options: more of loadgen.py's options, e.g. post_path="/notes" for --post-path."""
-        self.host, self.name, self.settle = host, name, settle
+    def __init__(self, instance, name, *, rate=300, threads=8, seconds=240, settle=3, **options):
+        """instance: the testinfra host it runs on; options: more of loadgen.py's
+        options, e.g. post_path="/notes" for --post-path, host="hello.test" for --host."""
+        self.host, self.name, self.settle = instance, name, settle
         self.out, self.stop = f"/tmp/load-{name}.json", f"/tmp/load-{name}.stop"
         self.argv = ["--rate", str(rate), "--threads", str(threads), "--seconds", str(seconds)]
         self.argv += [arg for key, value in options.items() for arg in ("--" + key.replace("_", "-"), str(value))]
