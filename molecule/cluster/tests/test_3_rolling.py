@@ -3,6 +3,8 @@ app host at a time leaves the pool, switches and comes back; nothing fails, no c
 waits, every acknowledged write is in PostgreSQL, both hosts end on the same release,
 and the release command (migrations) ran once for the whole cluster."""
 
+import time
+
 from conftest import (LB, WORST_MS, cluster_playbook, copy_app, notes_in_database, release_on,
                       under_load)
 
@@ -22,7 +24,7 @@ def task_runs(output, task):
 def test_rolling_deploy_loses_nothing(host, apps, db, tmp_path):
     old = {release_on(app) for app in apps}
     assert len(old) == 1, old
-    source = copy_app(tmp_path, "v2", lambda path: (path / "VERSION").write_text("v2\n"))
+    source = copy_app(tmp_path, "v2", lambda path: (path / "VERSION").write_text(f"{time.time()}\n"))
 
     result, load, acked = under_load(host, "rolling", lambda: cluster_playbook(
         host, "deploy.yml", "-e", f"flaskapp_src={source}"))
@@ -40,7 +42,7 @@ def test_rolling_deploy_loses_nothing(host, apps, db, tmp_path):
     # Both hosts serve the same new release, and both releases served during the rollout.
     new = {release_on(app) for app in apps}
     assert len(new) == 1 and new != old, (old, new)
-    assert set(load["releases"]) == old | new, load
+    assert set(load["releases"]) - {"?"} == old | new, load  # "?": the POSTs' answers
     # One host at a time: the first host rejoined the pool before the second left it.
     rejoined = task_runs(result.stdout, "Send the apps' requests to this host again")
     left = task_runs(result.stdout, "Take this host out of the load balancers' pool")

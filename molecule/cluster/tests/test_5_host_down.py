@@ -42,8 +42,8 @@ def test_host_off_the_network_is_routed_around(host, apps, db):
     second = apps[1]
     # Every packet in or out of the host dropped, as when a machine dies: the balancer's
     # connections to it time out (nothing refuses them).
-    dead = "table inet dead { chain in { type filter hook input priority -10; policy drop; } " \
-           "chain out { type filter hook output priority -10; policy drop; } }"
+    dead = "table inet dead { chain in { type filter hook input priority -10; policy drop; }; " \
+           "chain out { type filter hook output priority -10; policy drop; }; }"
 
     def cut():
         second.run_expect([0], "nft %s", dead)
