@@ -44,10 +44,11 @@ def test_rolling_deploy_loses_nothing(host, apps, db, tmp_path):
     assert len(new) == 1 and new != old, (old, new)
     assert set(load["releases"]) - {"?"} == old | new, load  # "?": the POSTs' answers
     # One host at a time: the first host rejoined the pool before the second left it.
-    rejoined = task_runs(result.stdout, "Send the apps' requests to this host again")
-    left = task_runs(result.stdout, "Take this host out of the load balancers' pool")
-    assert [host for _, host in left] == ["cluster-app1", "cluster-app2"], left
-    assert rejoined[0][1] == "cluster-app1" and rejoined[0][0] < left[1][0], (rejoined, left)
+    mark = "Mark the backend in each pool entry, tested with nginx -t before it lands: "
+    left, rejoined = task_runs(result.stdout, mark + "drained"), task_runs(result.stdout, mark + "serving")
+    assert [name for _, name in left] == ["cluster-app1", "cluster-app2"], (left, rejoined)
+    assert [name for _, name in rejoined] == ["cluster-app1", "cluster-app2"], (left, rejoined)
+    assert left[0][0] < rejoined[0][0] < left[1][0] < rejoined[1][0], (left, rejoined)
     # The release command ran once for the new release, on the first host.
     migrations = db.check_output("sudo -u postgres psql -d hello -Atc "
                                  "\"SELECT count(*) FROM migrations WHERE release = '%s'\"" % new.pop())
