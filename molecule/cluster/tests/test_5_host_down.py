@@ -56,10 +56,11 @@ def test_host_off_the_network_is_routed_around(host, apps, db):
         second.run_expect([0], "nft delete table inet dead")
     assert not acked - notes_in_database(db)
     # New requests that met the dead host waited for the connect timeout, then went to
-    # the other host: none fails. Requests already in flight to it when it died are
-    # lost with it: one of the two 5-second requests at most (it ends after the app's
-    # read timeout, 60 s, with a 504).
-    assert load["errors"] == 0 and load["non_2xx"] == 0, load
+    # the other host, and once the balancer marked it down none went there. Requests
+    # already in flight to it when it died are lost with it: they end with a 504 after
+    # the app's read timeout (10 s here). At 100 requests/s a few ms each, that is a
+    # request or two, and one of the two 5-second requests at most.
+    assert load["errors"] == 0 and load["non_2xx"] <= 3, load
     assert load["long_failed"] <= 1, load
     # It serves through the balancer again once it is back (fail_timeout after it failed).
     wait_until(lambda: back_in_pool(host, second), timeout=30)

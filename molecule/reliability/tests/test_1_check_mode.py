@@ -5,6 +5,9 @@ import os
 
 from testlib import http, run_playbook, slot_unit
 
+# rel-collection is test_4_collection's own host.
+testinfra_hosts = ["ansible://rel-debian13"]
+
 SITE = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "site.yml")
 MARKER = "marker-9f3c2e-secret"
 

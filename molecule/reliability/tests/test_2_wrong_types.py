@@ -16,6 +16,9 @@ import pytest
 import yaml
 from testlib import run_playbook
 
+# rel-collection is test_4_collection's own host.
+testinfra_hosts = ["ansible://rel-debian13"]
+
 PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
 SITE = os.path.join(PROJECT, "site.yml")
 APP = {"name": "hello", "src": os.path.join(PROJECT, "app"), "entrypoint": "hello:app"}

@@ -7,6 +7,9 @@ import time
 import yaml
 from testlib import Load, http, main_pid, run_playbook, slot_unit, wait_until
 
+# rel-collection is test_4_collection's own host.
+testinfra_hosts = ["ansible://rel-debian13"]
+
 PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
 SITE = os.path.join(PROJECT, "site.yml")
 

@@ -1,9 +1,9 @@
 """The repository as another project uses it: the collection flaskvps.stack built
 with ansible-galaxy, installed offline into an empty project beside only the
 collections galaxy.yml declares, and its roles and playbooks run by FQCN against
-this instance. Runs after the other files (test_1 needs a fresh host): it adds an
-app through the installed roles, then the collection's site playbook removes it
-again, so the host is left as site.yml made it."""
+a fresh instance of its own (rel-collection; the other files' tests run beside it
+on rel-debian13): the installed roles set it up with the scenario's app and one
+more, then the collection's site playbook removes that one."""
 
 import os
 import re
@@ -14,6 +14,9 @@ import tarfile
 import ansible_collections
 import pytest
 import yaml
+
+# The other tests run on rel-debian13; this file has a host of its own.
+testinfra_hosts = ["ansible://rel-collection"]
 
 PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
 # What the collection may ship; the rest of the repository is the development kit.
