@@ -1,9 +1,10 @@
 """A release that fails its trial on the first app host, during a rolling deploy under
 load: the rollout stops there and says why, no request fails, the balancer never sends
 the failed release a request (the host stays out of its pool), and the second host
-still serves the old release, untouched. The next good deploy puts the host back."""
+still serves the old release, untouched. A rollback then takes every host back to
+the release before, one at a time, under load, and puts the first host back."""
 
-from conftest import LB, cluster_playbook, copy_app, notes_in_database, release_on, under_load
+from conftest import LB, WORST_MS, cluster_playbook, copy_app, notes_in_database, release_on, under_load
 from testlib import http
 
 testinfra_hosts = [f"ansible://{LB}"]
@@ -28,8 +29,9 @@ def test_failed_release_stops_the_rollout(host, apps, db, tmp_path):
     after = {"first": release_on(first), "second": release_on(second),
              "installed": second.check_output("ls /srv/hello/releases"),
              "drained": host.check_output("grep -l '^server .* down;' /etc/nginx/pools/hello/*.conf || true").split()}
-    # A good release (app/ as it is): the first host comes back into the pool.
-    again = cluster_playbook(host, "deploy.yml")
+    # A rollback, under load too: every host goes back to the release before, one at a
+    # time, and the first host comes back into the pool.
+    again, back, back_acked = under_load(host, "rollback", lambda: cluster_playbook(host, "rollback.yml"))
 
     # The play failed on the first host, with the reason.
     assert result.returncode != 0
@@ -45,7 +47,10 @@ def test_failed_release_stops_the_rollout(host, apps, db, tmp_path):
     assert [name.rsplit("/", 1)[1] for name in after["drained"]] == ["cluster-app1.conf"], after
 
     assert again.returncode == 0, again.stdout[-3000:]
+    assert back["errors"] == 0 and back["non_2xx"] == 0 and back["max_ms"] < WORST_MS, back
+    assert not back_acked - notes_in_database(db)
     assert host.check_output("grep -l '^server .* down;' /etc/nginx/pools/hello/*.conf || true") == ""
-    # (the release of app/, which both hosts now serve)
+    before = {release_on(first), release_on(second)}
+    assert len(before) == 1 and before != {old}, before
     answered = {http(host, "https://hello.test/healthz").json()["release"] for _ in range(10)}
-    assert answered == {release_on(first)} == {release_on(second)}
+    assert answered == before
