@@ -17,8 +17,11 @@ URL = "https://hello.test"
 # Load: 100 requests/s through the balancer, every 5th a POST that writes a note
 # (its id unique), and two 5-second requests always in flight.
 RATE = 100
-# No request may wait this long during a rolling deploy.
-WORST_MS = 1000
+# No request may wait this long during a rolling deploy or a rollback: it catches a
+# freeze (a deploy that restarts the app made every client wait 9.7 s). Four instances
+# and the playbook share 2 cores here, with another scenario beside them in `make
+# test`: the worst wait was 387 to 608 ms alone, 1,988 ms with two other scenarios.
+WORST_MS = 2500
 
 
 def instance(name):
