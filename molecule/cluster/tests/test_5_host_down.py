@@ -19,18 +19,24 @@ def back_in_pool(lb, app_host):
     return app_host.run("grep -c -- %s /var/log/nginx/access.log", tag).stdout.strip() not in ("", "0")
 
 
-def test_killed_nginx_is_routed_around(host, apps, db):
-    second = apps[1]
-
-    def kill():
-        second.run_expect([0], "systemctl kill --signal=KILL nginx.service")
-        time.sleep(20)
-        return None
+def outage(lb, app_host, phase, breaks, heals, lasts):
+    """Under load through the balancer, break app_host with the command breaks for
+    lasts seconds, then heal it: (the load's figures, the acknowledged note ids)."""
+    def action():
+        app_host.run_expect([0], breaks)
+        time.sleep(lasts)
 
     try:
-        _, load, acked = under_load(host, "nginx-killed", kill, seconds=120)
+        _, load, acked = under_load(lb, phase, action, seconds=150)
     finally:
-        second.run_expect([0], "systemctl restart nginx.service")
+        app_host.run_expect([0], heals)
+    return load, acked
+
+
+def test_killed_nginx_is_routed_around(host, apps, db):
+    second = apps[1]
+    load, acked = outage(host, second, "nginx-killed", "systemctl kill --signal=KILL nginx.service",
+                         "systemctl restart nginx.service", lasts=20)
     assert not acked - notes_in_database(db)
     # A refused connection sends the request to the other host, POSTs included (it
     # was never sent): nothing fails.
@@ -42,18 +48,9 @@ def test_host_off_the_network_is_routed_around(host, apps, db):
     second = apps[1]
     # Every packet in or out of the host dropped, as when a machine dies: the balancer's
     # connections to it time out (nothing refuses them).
-    dead = "table inet dead { chain in { type filter hook input priority -10; policy drop; }; " \
-           "chain out { type filter hook output priority -10; policy drop; }; }"
-
-    def cut():
-        second.run_expect([0], "nft %s", dead)
-        time.sleep(30)
-        return None
-
-    try:
-        _, load, acked = under_load(host, "host-unreachable", cut, seconds=150)
-    finally:
-        second.run_expect([0], "nft delete table inet dead")
+    dead = ("nft 'table inet dead { chain in { type filter hook input priority -10; policy drop; }; "
+            "chain out { type filter hook output priority -10; policy drop; }; }'")
+    load, acked = outage(host, second, "host-unreachable", dead, "nft delete table inet dead", lasts=30)
     assert not acked - notes_in_database(db)
     # New requests that met the dead host waited for the connect timeout, then went to
     # the other host, and once the balancer marked it down none went there. Requests
