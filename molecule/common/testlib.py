@@ -152,8 +152,11 @@ def run_playbook(host, playbook, *extra, limit=None):
     project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(project, "ansible.cfg"),
                ANSIBLE_ROLES_PATH=os.path.join(project, "roles"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    # The inventory directory: Molecule's generated file, and the groups a scenario adds
+    # (provisioner.inventory.hosts, in a file of its own beside it).
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
     return subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", limit or host.backend.host,
+        ["ansible-playbook", "-i", inventory, "--limit", limit or host.backend.host,
          os.path.join(scenario, playbook), *extra],
         capture_output=True, text=True, env=env, timeout=600,
     )
