@@ -13,7 +13,8 @@ def start_playbook(host, book, *extra):
     """ansible-playbook against this instance, in the background."""
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "ansible.cfg"),
                ANSIBLE_NOCOLOR="1")
-    return subprocess.Popen(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+    # The inventory directory, with the scenario's databases group (as run_playbook).
+    return subprocess.Popen(["ansible-playbook", "-i", os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"]),
                              "--limit", host.backend.host, book, *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
