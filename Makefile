@@ -8,6 +8,8 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONDONTWRITEBYTECODE := 1
+# Molecule wraps its output to the terminal's width: wide, so a log's lines stay whole.
+export COLUMNS := 200
 # Every directory under molecule/ with a molecule.yml (molecule/common holds helpers).
 SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
@@ -78,7 +80,8 @@ unit: venv
 # MOLECULE_JOBS scenarios at a time (2, as the CI machine has 2 cores), longest first,
 # so that both queues end about together. Each scenario's whole output goes to
 # .cache/molecule/<scenario>.log; the terminal gets its steps as they end, its test
-# summary, and the whole log if it fails.
+# summary, and the whole log if it fails, then (last, so that a CI log cut to its
+# end still shows them) the failed tests and their assertion lines.
 MOLECULE_JOBS ?= 2
 MOLECULE_ORDER := cluster apps deploy reliability default acme bench
 MOLECULE_QUEUE := $(filter $(SCENARIOS),$(MOLECULE_ORDER)) $(filter-out $(MOLECULE_ORDER),$(SCENARIOS))
@@ -93,7 +96,10 @@ $(addprefix molecule-,$(SCENARIOS)): molecule-%: venv images
 	    | grep --text --line-buffered -E 'Executed: |=+ [0-9]+ (passed|failed)'; then \
 	  echo "== molecule $*: passed at $$(date +%T)"; \
 	else \
-	  cat .cache/molecule/$*.log; echo "== molecule $*: FAILED at $$(date +%T)"; exit 1; \
+	  cat .cache/molecule/$*.log; echo "== molecule $*: failed tests and assertions:"; \
+	  sed 's/\x1b\[[0-9;]*m//g' .cache/molecule/$*.log | grep -E '│ (FAILED +tests/|FAILED$$|E  |  tests/)' \
+	    | grep -v RETRYING | tail -80 || true; \
+	  echo "== molecule $*: FAILED at $$(date +%T)"; exit 1; \
 	fi
 
 clean: demo-down
