@@ -9,7 +9,9 @@ Other threads keep long requests (/slow?ms=N) in flight all the time, as a slow
 report or upload would. The result is JSON: requests, POSTs, non-2xx answers,
 connection errors, retries on a closed idle connection, and latency (p50, p99,
 worst) of the short requests; the long
-requests' count, failures and worst time; and how many requests each release served.
+requests' count, failures and worst time; how many requests each release served;
+and each failed request (the first 200): when it was sent (the epoch, in seconds),
+its kind (GET, POST or long) and its status (0: no answer).
 """
 
 import argparse
@@ -82,9 +84,12 @@ def client(args, stop, results, lock, number):
     """Short requests at this thread's share of the rate: GETs, every Nth a POST."""
     context = ssl._create_unverified_context()  # the instance's self-signed certificate
     state = {}
-    local = {"requests": 0, "posts": 0, "non_2xx": 0, "errors": 0, "latencies": [], "releases": {}, "acked": []}
+    local = {"requests": 0, "posts": 0, "non_2xx": 0, "errors": 0, "latencies": [], "releases": {}, "acked": [],
+             "failures": []}
     interval = args.threads / args.rate
-    next_at = time.monotonic()
+    # The threads take turns (staggered by their number), so requests arrive evenly
+    # spaced, not in bursts of one per thread.
+    next_at = time.monotonic() + interval * number / args.threads
     n = 0
     while not stop.is_set():
         next_at += interval
@@ -93,8 +98,11 @@ def client(args, stop, results, lock, number):
         post = args.post_every > 0 and n % args.post_every == 0
         started = time.monotonic()
         note = f"{args.id_prefix}-{number}-{n}" if post and args.post_path == "/notes" else None
+        sent = time.time()
         answer = exchange(state, args, context, "POST" if post else "GET", args.post_path if post else args.path,
                           body=f"id={note}".encode() if note else None)
+        if answer is None or not 200 <= answer[0] < 300:
+            local["failures"].append([round(sent, 3), "POST" if post else "GET", answer[0] if answer else 0])
         if answer is None:
             local["errors"] += 1
             continue
@@ -116,6 +124,7 @@ def client(args, stop, results, lock, number):
             results[key] += local[key]
         results["latencies"] += local["latencies"]
         results["acked"] += local["acked"]
+        results["failures"] += local["failures"]
         for release, count in local["releases"].items():
             results["releases"][release] = results["releases"].get(release, 0) + count
 
@@ -125,7 +134,7 @@ def long_client(args, stop, results, lock):
     context = ssl._create_unverified_context()
     state = {}
     while not stop.is_set():
-        started = time.monotonic()
+        started, sent = time.monotonic(), time.time()
         answer = exchange(state, args, context, "GET", f"/slow?ms={args.long_ms}",
                           timeout=args.long_ms / 1000 + 60)
         took = time.monotonic() - started
@@ -134,6 +143,7 @@ def long_client(args, stop, results, lock):
             results["long_max_ms"] = max(results["long_max_ms"], round(took * 1000, 1))
             if answer is None or not 200 <= answer[0] < 300:
                 results["long_failed"] += 1
+                results["failures"].append([round(sent, 3), "long", answer[0] if answer else 0])
 
 
 def main():
@@ -159,7 +169,7 @@ def main():
 
     stop, lock = threading.Event(), threading.Lock()
     results = {"requests": 0, "posts": 0, "non_2xx": 0, "errors": 0, "retries": 0, "post_retries": 0,
-               "latencies": [], "releases": {}, "acked": [],
+               "latencies": [], "releases": {}, "acked": [], "failures": [],
                "long_requests": 0, "long_failed": 0, "long_max_ms": 0.0}
     threads = [threading.Thread(target=client, args=(args, stop, results, lock, number))
                for number in range(args.threads)]
@@ -179,6 +189,7 @@ def main():
     latencies = sorted(results.pop("latencies")) or [0.0]
     acked = results.pop("acked")
     results["acked"] = len(acked)
+    results["failures"] = sorted(results["failures"])[:200]
     if args.acked:
         with open(args.acked, "w") as f:
             f.write("".join(f"{note}\n" for note in acked))
