@@ -20,8 +20,9 @@ RATE = 100
 # No request may wait this long during a rolling deploy or a rollback: it catches a
 # freeze (a deploy that restarts the app made every client wait 9.7 s). Four instances
 # and the playbook share 2 cores here, with another scenario beside them in `make
-# test`: the worst wait was 387 to 608 ms alone, 1,988 ms with two other scenarios.
-WORST_MS = 2500
+# test`: the worst wait was 387 to 608 ms alone, 1,988 to 2,943 ms with two other
+# scenarios, hence the margin.
+WORST_MS = 5000
 
 
 def instance(name):
