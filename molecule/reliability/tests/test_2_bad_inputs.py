@@ -124,6 +124,18 @@ def test_bad_input_fails_and_names_the_variable(case, outcomes):
     assert "changed=0" in result.stdout
 
 
+def test_an_app_host_that_is_its_own_database_behind_a_balancer_is_refused(host, tmp_path):
+    # The host in all three tiers' groups: behind a balancer (rel-collection), its
+    # own data would differ from the other app hosts'. Nothing runs on it.
+    shape = tmp_path / "shape.yml"
+    shape.write_text(json.dumps({"loadbalancers": {"hosts": {"rel-collection": {}}},
+                                 "databases": {"hosts": {"rel-debian13": {}}}}))
+    result = run_playbook(host, SITE, "-i", str(shape))
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "rel-debian13 is in both `webservers` and `databases`" in result.stdout, result.stdout[-3000:]
+    assert "changed=0" in result.stdout
+
+
 def test_bad_inputs_changed_nothing_on_the_host(outcomes):
     before, after, _ = outcomes
     assert after == before
