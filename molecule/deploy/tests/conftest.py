@@ -11,9 +11,13 @@ from testlib import Load, http, run_playbook, wait_until
 
 PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
 PLAYBOOKS = os.path.join(PROJECT, "playbooks")
-# No request may wait this long while a deploy switches (a restart-based deploy made
-# every client wait 9.7 s; a blue/green switch makes them wait milliseconds).
-WORST_MS = 1000
+# No request may wait this long while a deploy switches. A restart-based deploy made
+# every client wait 9.7 s (a restart waits for the 5-s requests in flight, then for
+# the app to boot); a blue/green switch makes them wait milliseconds: 200 to 400 ms
+# worst on a quiet machine, but 1,120 to 1,477 ms in `make test`, where another
+# scenario shares the 2 cores. The bound keeps a wide margin above that noise and
+# well below a restart.
+WORST_MS = 2500
 # Load: high is 300 requests/s, low 20/s; every 10th is a POST; two clients keep a
 # 5-second request in flight all the time.
 RATES = {"high": 300, "low": 20}
