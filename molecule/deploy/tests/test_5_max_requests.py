@@ -56,9 +56,11 @@ def test_a_worker_is_replaced_after_max_requests(host, sources, tmp_path):
 
 
 def test_workers_are_replaced_under_load_and_no_request_notices(host, sources, tmp_path):
-    # The default worker count, each replaced after 300 to 330 requests: at 300
-    # requests/s, one worker every second or so.
-    deploy(host, tmp_path, sources, max_requests=300)
+    # The default worker count, each replaced after 1,000 to 1,100 requests: at 300
+    # requests/s, one worker every 3 to 4 s. (After 300, one a second, the workers'
+    # start-up took a core of their own, and with another scenario on the 2 cores a
+    # request waited 2.8 s for CPU.)
+    deploy(host, tmp_path, sources, max_requests=1000)
     unit = slot_unit(host, "hello")
     before = worker_pids(host)
     since = host.check_output("date +%s")
@@ -68,7 +70,7 @@ def test_workers_are_replaced_under_load_and_no_request_notices(host, sources, t
     assert_unnoticed(figures, minimum=5000)
     replaced = host.check_output("journalctl --unit %s.service --since @%s --output cat | "
                                  "grep -c 'Autorestarting worker after current request' || true", unit, since)
-    assert int(replaced) >= figures["requests"] // 330 // 2, (replaced, figures["requests"])
+    assert int(replaced) >= figures["requests"] // 1100 // 2, (replaced, figures["requests"])
     assert worker_pids(host) != before
     # The same settings again: nothing to change.
-    assert "changed=0" in deploy(host, tmp_path, sources, max_requests=300).stdout
+    assert "changed=0" in deploy(host, tmp_path, sources, max_requests=1000).stdout
