@@ -79,7 +79,7 @@ unit: venv
 
 # MOLECULE_JOBS scenarios at a time (2, as the CI machine has 2 cores), longest first,
 # so that both queues end about together. Each scenario's whole output goes to
-# .cache/molecule/<scenario>.log; the terminal gets its steps as they end, its test
+# .cache/molecule/<scenario>.log; the terminal gets its steps as they end (timed), its test
 # summary, and the whole log if it fails, then (last, so that a CI log cut to its
 # end still shows them) the failed tests and their assertion lines.
 MOLECULE_JOBS ?= 2
@@ -93,7 +93,8 @@ $(addprefix molecule-,$(SCENARIOS)): molecule-%: venv images
 	@mkdir -p .cache/molecule
 	@echo "== molecule $*: started at $$(date +%T)"
 	@if molecule test --scenario-name $* 2>&1 | tee .cache/molecule/$*.log \
-	    | grep --text --line-buffered -E 'Executed: |=+ [0-9]+ (passed|failed)'; then \
+	    | grep --text --line-buffered -E 'Executed: |=+ [0-9]+ (passed|failed)' \
+	    | while IFS= read -r line; do echo "$$(date +%T) $$line"; done; then \
 	  echo "== molecule $*: passed at $$(date +%T)"; \
 	else \
 	  cat .cache/molecule/$*.log; echo "== molecule $*: failed tests and assertions:"; \
