@@ -251,3 +251,21 @@ def test_many_notes_are_counted_without_their_ids(notes):
     for n in range(101):
         assert notes.post("/notes", data={"id": f"n{n}"}).status_code == 201
     assert notes.get("/notes").get_json() == {"count": 101}
+
+
+def test_page_lists_the_catalogue_from_the_database(notes):
+    page = notes.get("/page").get_data(as_text=True)
+    assert page.count('<tr id="item-') == 50
+    assert "Item 001: Compact Widget" in page and "Item 050:" in page and "Item 051:" not in page
+    assert notes.get("/page?rows=3").get_data(as_text=True).count('<tr id="item-') == 3
+    assert notes.get("/page?rows=500").get_data(as_text=True).count('<tr id="item-') == 500
+
+
+@pytest.mark.parametrize("rows", ["0", "501", "x", "-1"])
+def test_page_rejects_bad_row_counts(notes, rows):
+    assert notes.get(f"/page?rows={rows}").status_code == 400
+
+
+def test_the_catalogue_is_filled_once(app, notes):
+    assert app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0
+    assert notes.get("/page?rows=500").get_data(as_text=True).count('<tr id="item-') == 500
