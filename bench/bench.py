@@ -23,6 +23,7 @@ from pathlib import Path
 
 import report
 import run
+import targets
 from servers import SERVERS
 from vps import Vps
 
@@ -46,6 +47,11 @@ def parse_args(argv, environ):
     parser.add_argument("--slowloris", type=int, metavar="CONNECTIONS",
                         default=environ.get("BENCH_SLOWLORIS", 400),
                         help="slow connections in the slowloris scenario (BENCH_SLOWLORIS; 400)")
+    parser.add_argument("--rounds", type=int, default=environ.get("BENCH_ROUNDS"),
+                        help="times every run is made, interleaved (BENCH_ROUNDS; 3, smoke 2)")
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction,
+                        default={"1": True, "0": False}.get(environ.get("BENCH_PIN", ""), True),
+                        help="load generators on one CPU, servers on the others (BENCH_PIN=1/0; yes)")
     parser.add_argument("--provision", action=argparse.BooleanOptionalAction,
                         default={"1": True, "0": False}.get(environ.get("BENCH_PROVISION", "")),
                         help="time provisioning with bench/provision.sh (BENCH_PROVISION=1/0; "
@@ -63,6 +69,8 @@ def parse_args(argv, environ):
     args = parser.parse_args(argv)
     if args.duration is None:
         args.duration = 1 if args.smoke else 6
+    if args.rounds is None:
+        args.rounds = 2 if args.smoke else 3
     if args.warmup is None:
         args.warmup = 0 if args.smoke else 1
     if args.provision is None:
@@ -91,15 +99,19 @@ def main(argv=None, environ=None):
         return 1
     vps.find_serving_slot()
     vps.find_stack_url()
-    settings = run.Settings(duration=args.duration, warmup=args.warmup, slowloris=args.slowloris)
+    settings = run.Settings(duration=args.duration, warmup=args.warmup, slowloris=args.slowloris,
+                            rounds=args.rounds, pin=args.pin)
     result = {"machine": run.machine(vps),
               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "duration_s": settings.duration, "warmup_s": settings.warmup,
-              "slowloris_connections": settings.slowloris,
+              "rounds": settings.rounds, "slowloris_connections": settings.slowloris,
               "stack_config": run.stack_config(vps)}
     result["runs"] = run.measure_all(vps, SERVERS, settings)
+    result["pinning"] = ({"load": vps.load_cpus, "servers": vps.server_cpus}
+                         if vps.server_cpus else None)
+    result["ratios"] = targets.compute(result["runs"])
+    result["checks"] = targets.checks(result["ratios"])
     result["provisioning"] = run.provisioning() if args.provision else None
-    result["checks"] = report.checks(result["runs"])
     result["total_s"] = round(time.monotonic() - started)
     report.write(result, args.out, SERVERS)
 

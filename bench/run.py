@@ -1,12 +1,16 @@
-"""Measuring: the plan of runs drawn from the servers, wrk and the slowloris clients
-in the VPS, the provisioning timings (provision.sh). Returns plain data (the runs,
-the stack's config, the machine) for report.py to write."""
+"""Measuring: the plan of runs drawn from the servers, the load generators (wrk,
+h2load) and the slowloris clients in the VPS, the provisioning timings (provision.sh).
+Returns plain data (the runs, the stack's config, the machine) for report.py to
+write."""
 
+import contextlib
 import json
 import os
 import re
+import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +21,26 @@ from vps import NGINX_CONF, NGINX_LOG, WORK
 
 HERE = Path(__file__).resolve().parent
 
-# The order of the loads in each phase of the plan.
-LOADS = (("/", 50), ("/", 200), ("/slow?ms=100", 50), ("/slow?ms=100", 200))
-MIRRORED = ("/", 50)  # the load whose runs are repeated in reverse order (A B .. B A)
+# Every load a server may be measured on, (route, concurrency, scenario), in the order
+# of the plan's phases (servers.py says which of them each server gets). Scenarios:
+#   normal     wrk: HTTP/1.1 with keep-alive, each connection asking again at once
+#   slowloris  the same while slow clients hold connections open (slowloris.py)
+#   h2         h2load: HTTP/2 over TLS, H2_STREAMS requests at once per connection
+#   paced      h2load over HTTP/1.1 at PACED_RPS in all: latency with no CPU saturated
+#   hol        wrk on the route while HOL_SLOW_CONNECTIONS more ask for HOL_SLOW_ROUTE
+#   memory     wrk, and the memory of Nginx and of the server's processes before the
+#              load and halfway through it
+LOADS = (
+    ("/", 50, "normal"), ("/", 50, "slowloris"), ("/", 50, "h2"),
+    ("/page", 50, "normal"), ("/page", 50, "memory"), ("/page", 95, "normal"), ("/page", 95, "hol"),
+    ("/", 4, "paced"),
+    ("/", 200, "normal"), ("/slow?ms=100", 50, "normal"), ("/slow?ms=100", 200, "normal"),
+)
+SCENARIOS = ("normal", "slowloris", "h2", "paced", "hol", "memory")
+H2_STREAMS = 4
+PACED_RPS = 100
+HOL_SLOW_ROUTE = "/slow?ms=1000"
+HOL_SLOW_CONNECTIONS = 5
 
 
 @dataclass(frozen=True)
@@ -27,6 +48,8 @@ class Settings:
     duration: int  # seconds per measured run
     warmup: int  # seconds of unrecorded load before each
     slowloris: int  # slow connections in the slowloris scenario
+    rounds: int = 3  # times the whole plan is run, interleaved
+    pin: bool = True  # load generators and servers on CPUs of their own
 
 
 @dataclass(frozen=True)
@@ -34,30 +57,17 @@ class Run:
     server: object  # a servers.Server
     route: str
     concurrency: int
-    scenario: str = "normal"  # or "slowloris"
+    scenario: str = "normal"  # one of SCENARIOS
 
 
-def plan(servers):
-    """The runs, in order. The servers in the chart first, then the others (the worker
-    classes, compared with each other); within each group, load by load (LOADS),
-    every server measured on that load, in the list's order, so that the servers a
-    target compares run one right after the other and the noise of a shared machine
-    hits them alike. A server's slowloris run follows its `/` c50 run. The `/` c50
-    runs are then repeated in reverse order (A B .. B A), and each result is the mean
-    of its two runs, so that a drift hits both sides alike."""
-    runs = []
-    for group in ([s for s in servers if s.color], [s for s in servers if not s.color]):
-        for route, concurrency in LOADS:
-            phase = []
-            for server in group:
-                if (route, concurrency) in server.loads:
-                    phase.append(Run(server, route, concurrency))
-                    if server.slowloris and (route, concurrency) == ("/", 50):
-                        phase.append(Run(server, route, concurrency, "slowloris"))
-            if (route, concurrency) == MIRRORED:
-                phase += [run for run in reversed(phase) if run.scenario == "normal"]
-            runs += phase
-    return runs
+def plan(servers, round_no=0):
+    """One round's runs, in order: load by load (LOADS), every server that has that
+    load, in the list's order, so that the servers a target compares run one right
+    after the other and the noise of a shared machine hits them alike. Every other
+    round runs the same in reverse order (A B .. B A), so that a drift over the
+    rounds hits both sides of a comparison alike."""
+    runs = [Run(server, *load) for load in LOADS for server in servers if load in server.loads]
+    return runs if round_no % 2 == 0 else runs[::-1]
 
 
 def find(runs, server, route, concurrency, scenario="normal"):
@@ -70,9 +80,10 @@ def find(runs, server, route, concurrency, scenario="normal"):
 
 def setup(vps, servers):
     """wrk, the scripts and the servers' blocks in our Nginx (checked with nginx -t)."""
-    print(f"setup: wrk and the temporary servers' config in {vps.container}")
-    vps.sh("command -v wrk >/dev/null || { export DEBIAN_FRONTEND=noninteractive; "
-           "apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }", timeout=600)
+    print(f"setup: wrk, h2load and the temporary servers' config in {vps.container}")
+    vps.sh("command -v wrk >/dev/null && command -v h2load >/dev/null || { "
+           "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && "
+           "apt-get install -y -qq wrk nghttp2-client >/dev/null; }", timeout=600)
     cleanup(vps, servers)  # anything left over by an interrupted run
     vps.sh(f"mkdir -p {WORK}")
     vps.put(f"{WORK}/report.lua", (HERE / "wrk_report.lua").read_text())
@@ -87,9 +98,11 @@ def setup(vps, servers):
 
 
 def cleanup(vps, servers):
-    """Stop everything the benchmark started; put the real stack back as it was."""
+    """Stop everything the benchmark started; put the real stack back as it was (on
+    every CPU again)."""
     for server in servers:
         server.stop(vps)
+    vps.pin_stack(None)
     vps.sh(f"if [ -f {NGINX_CONF} ]; then rm -f {NGINX_CONF}; nginx -t -q && systemctl reload nginx; fi; "
            f"rm -rf {WORK} {NGINX_LOG}", check=False)
 
@@ -97,67 +110,248 @@ def cleanup(vps, servers):
 # --- measuring -----------------------------------------------------------------------
 
 def measure_all(vps, servers, settings):
-    """Start the servers, make every run of the plan, stop them: the runs' results."""
-    results = []
+    """Start the servers, pin them and the load generators to CPUs of their own, make
+    every run of the plan settings.rounds times, stop them: the runs' results, each
+    with its rounds (combine())."""
+    measured = []
     try:
         setup(vps, servers)
+        if settings.pin:
+            vps.split_cpus()
         for server in servers:
             server.start(vps)
-        for run in plan(servers):
-            if run.scenario == "slowloris":
-                result = measure_under_slowloris(vps, run, settings)
-            else:
+        if vps.server_cpus:
+            vps.pin_stack(vps.server_cpus)
+        for round_no in range(settings.rounds):
+            for run in plan(servers, round_no):
                 result = measure(vps, run, settings)
-            first = find(results, result["server"], run.route, run.concurrency, run.scenario)
-            if first:
-                results[results.index(first)] = merge(first, result)
-            else:
-                results.append(result)
-            print(f"{result['server']:16} {run.route:13} c{run.concurrency:<4} {run.scenario:10} "
-                  f"{result['rps']:>9,.0f} rps  p50 {result['p50_ms']:7.1f} ms  "
-                  f"p99 {result['p99_ms']:7.1f} ms  errors {result['errors']}", flush=True)
+                measured.append(dict(result, round=round_no + 1))
+                print(f"{round_no + 1}/{settings.rounds} {result['server']:16} {run.route:13} "
+                      f"c{run.concurrency:<4} {run.scenario:10} {result['rps']:>9,.0f} rps  "
+                      f"p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  "
+                      f"errors {result['errors']}", flush=True)
     finally:
         cleanup(vps, servers)
-    return results
+    return combine(measured)
 
 
-def wrk(vps, url, concurrency, seconds):
-    """One wrk run; wrk_report.lua prints its counters as JSON."""
-    out = vps.sh(f"wrk -t2 -c{concurrency} -d{seconds}s --timeout 2s --latency "
-                 f"-s {WORK}/report.lua '{url}'", timeout=seconds + 60)
-    line = next((line for line in out.splitlines() if line.startswith("BENCH_RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"no result from wrk on {url}:\n{out}")
-    return json.loads(line.split(" ", 1)[1])
+def combine(measured):
+    """One result per server, route, concurrency and scenario: the median of its rounds'
+    rps, p50 and p99, its counts added up, and each round's figures under "rounds"."""
+    runs = []
+    for r in measured:
+        key = (r["server"], r["route"], r["concurrency"], r["scenario"])
+        if not find(runs, *key):
+            same = [m for m in measured if (m["server"], m["route"], m["concurrency"], m["scenario"]) == key]
+            runs.append(merge(same))
+    return runs
+
+
+def merge(rounds):
+    """The rounds of one run: medians, sums, and the rounds' own figures."""
+    first = rounds[0]
+    both = {k: v for k, v in first.items() if k != "round"}
+    for key in ("rps", "p50_ms", "p99_ms"):
+        both[key] = round(statistics.median(r[key] for r in rounds), 2)
+    for key in ("errors", "requests"):
+        both[key] = sum(r[key] for r in rounds)
+    both["cpu_s"] = {k: round(sum(r["cpu_s"][k] for r in rounds), 2) for k in first["cpu_s"]}
+    both["error_kinds"] = {k: sum(r["error_kinds"][k] for r in rounds) for k in first["error_kinds"]}
+    both["rounds"] = [{k: r[k] for k in ("round", "rps", "p50_ms", "p99_ms", "errors", "requests",
+                                         "nginx_us_per_request")} for r in rounds]
+    per_request = [r["nginx_us_per_request"] for r in rounds if r["nginx_us_per_request"] is not None]
+    both["nginx_us_per_request"] = round(statistics.median(per_request), 1) if per_request else None
+    side = first["scenario"]  # slowloris, hol: the side load's figures, under its name
+    if side in first:
+        both[side] = merge_side([r[side] for r in rounds])
+    return both
+
+
+def merge_side(sides):
+    """A side load's figures over the rounds: the median of each number (in nested
+    figures too), the rest as the first round has it."""
+    merged = {}
+    for key, value in sides[0].items():
+        values = [s.get(key) for s in sides]
+        if isinstance(value, dict):
+            merged[key] = merge_side([v or {} for v in values])
+        elif isinstance(value, (int, float)):
+            merged[key] = statistics.median(v or 0 for v in values)
+        else:
+            merged[key] = value
+    return merged
 
 
 def measure(vps, run, settings):
+    """One run: its load (run.scenario) on run.server, after an unrecorded warm-up,
+    with the CPU time Nginx and the Python servers used meanwhile."""
     url = run.server.url(vps) + run.route
-    if settings.warmup:
-        wrk(vps, url, run.concurrency, settings.warmup)
-    before = cpu_seconds(vps)
-    r = wrk(vps, url, run.concurrency, settings.duration)
-    after = cpu_seconds(vps)
-    seconds = r["duration_us"] / 1e6
-    # wrk counts no error for a request that never gets an answer: when none did,
-    # count every connection as one.
-    stalled = run.concurrency if r["requests"] == 0 else 0
-    return {
+    with side_load(vps, run, settings) as side:
+        if settings.warmup:
+            load(vps, run, url, settings.warmup)
+        before, nginx_before = cpu_seconds(vps), vps.unit_cpu_us("nginx.service")
+        r = load(vps, run, url, settings.duration)
+        after, nginx_after = cpu_seconds(vps), vps.unit_cpu_us("nginx.service")
+    result = {
         "server": run.server.name, "route": run.route, "concurrency": run.concurrency,
         "scenario": run.scenario,
-        # Answers with a 2xx/3xx status per second (wrk counts 4xx/5xx as errors).
-        "rps": round((r["requests"] - r["status"]) / seconds, 1),
+        # Answers with a 2xx/3xx status per second.
+        "rps": round(r["ok"] / r["seconds"], 1),
         "p50_ms": round(r["p50_us"] / 1000, 2),
         "p99_ms": round(r["p99_us"] / 1000, 2),
-        # Socket errors (connect, read, write, answer after the 2 s timeout), 4xx/5xx.
-        "errors": r["connect"] + r["read"] + r["write"] + r["timeout"] + r["status"] + stalled,
-        # The same, by kind ("stalled": no answer at all in the run).
-        "error_kinds": {"connect": r["connect"], "read": r["read"], "write": r["write"],
-                        "timeout": r["timeout"], "status": r["status"], "stalled": stalled},
+        # Requests that failed or got no answer in time, and 4xx/5xx answers.
+        "errors": sum(r["error_kinds"].values()),
+        "error_kinds": r["error_kinds"],
         "requests": r["requests"],
-        # CPU seconds used during the run by Nginx and by the Python servers.
+        # CPU seconds used during the run by Nginx and by the Python servers (from /proc).
         "cpu_s": {k: round(after[k] - before[k], 2) for k in after},
+        # Nginx's CPU time per answered request (its unit's cgroup), in microseconds.
+        "nginx_us_per_request": round((nginx_after - nginx_before) / r["ok"], 1) if r["ok"] else None,
     }
+    if side:
+        result[run.scenario] = side
+    return result
+
+
+def load(vps, run, url, seconds):
+    """The run's load generator for that long: its counters (requests, ok, seconds,
+    p50_us, p99_us, error_kinds)."""
+    if run.scenario == "h2":
+        return h2load(vps, url, run.concurrency, seconds, streams=H2_STREAMS)
+    if run.scenario == "paced":
+        return h2load(vps, url, run.concurrency, seconds, h1=True, rate=PACED_RPS // run.concurrency)
+    return wrk(vps, url, run.concurrency, seconds)
+
+
+def wrk(vps, url, concurrency, seconds):
+    """One wrk run, on the load generators' CPUs (a thread each, 2 when not pinned);
+    wrk_report.lua prints its counters as JSON."""
+    threads = len(vps.load_cpus.split(",")) if vps.load_cpus else 2
+    out = vps.sh(vps.on_load_cpus(f"wrk -t{threads} -c{concurrency} -d{seconds}s --timeout 2s "
+                                  f"--latency -s {WORK}/report.lua '{url}'"), timeout=seconds + 60)
+    line = next((line for line in out.splitlines() if line.startswith("BENCH_RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"no result from wrk on {url}:\n{out}")
+    r = json.loads(line.split(" ", 1)[1])
+    # wrk counts no error for a request that never gets an answer: when none did,
+    # count every connection as one ("stalled").
+    kinds = {k: r[k] for k in ("connect", "read", "write", "timeout", "status")}
+    kinds["stalled"] = concurrency if r["requests"] == 0 else 0
+    # (wrk counts 4xx/5xx answers as errors of kind "status".)
+    return {"requests": r["requests"], "ok": r["requests"] - r["status"], "seconds": r["duration_us"] / 1e6,
+            "p50_us": r["p50_us"], "p99_us": r["p99_us"], "error_kinds": kinds}
+
+
+def h2load(vps, url, clients, seconds, streams=1, h1=False, rate=None):
+    """One h2load run (Debian's nghttp2-client), on the load generators' CPUs: HTTP/2
+    with streams requests at once per connection, or HTTP/1.1 (h1); at most rate
+    requests/s per connection. Its per-request log gives the percentiles."""
+    log = f"{WORK}/h2load.log"
+    options = f"-c {clients} -m {streams} -D {seconds}" + (" --h1" if h1 else "") + (f" --rps {rate}" if rate else "")
+    out = vps.sh(f"rm -f {log}; " + vps.on_load_cpus(f"h2load {options} --log-file {log} '{url}'")
+                 + f"; echo BENCH_LOG; cut -f2,3 {log}", timeout=seconds + 60)
+    summary, _, lines = out.partition("BENCH_LOG\n")
+    counts = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                       r"(\d+) errored, (\d+) timeout", summary)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", summary)
+    if not counts or not codes:
+        raise RuntimeError(f"no result from h2load on {url}:\n{summary}")
+    _, done, _, failed, errored, timeout = map(int, counts.groups())
+    ok2, ok3, bad4, bad5 = map(int, codes.groups())
+    durations = sorted(int(line.split("\t")[1]) for line in lines.splitlines() if "\t" in line)
+    return {"requests": done, "ok": ok2 + ok3, "seconds": float(seconds),
+            "p50_us": percentile(durations, 50), "p99_us": percentile(durations, 99),
+            "error_kinds": {"failed": failed, "errored": errored, "timeout": timeout,
+                            "status": bad4 + bad5, "stalled": clients if done == 0 else 0}}
+
+
+def percentile(ordered, p):
+    """The p-th percentile of an ordered list (nearest rank), 0 when empty."""
+    return ordered[max(0, -(-len(ordered) * p // 100) - 1)] if ordered else 0
+
+
+@contextlib.contextmanager
+def side_load(vps, run, settings):
+    """What runs beside the measured load, by scenario: the slowloris clients, or the
+    head-of-line blocking's slow requests; yields a dict that their figures fill in
+    when the block ends (None for the other scenarios)."""
+    if run.scenario == "slowloris":
+        with slowloris(vps, run.server.url(vps), settings) as stats:
+            yield stats
+    elif run.scenario == "hol":
+        with slow_requests(vps, run.server.url(vps) + HOL_SLOW_ROUTE, settings) as stats:
+            yield stats
+    elif run.scenario == "memory":
+        with memory(vps, run.server.unit(vps), settings) as stats:
+            yield stats
+    else:
+        yield None
+
+
+@contextlib.contextmanager
+def slowloris(vps, url, settings):
+    """settings.slowloris connections trickle their headers until the block ends. The
+    attacker runs on the load generators' CPUs: its CPU is not the server's."""
+    tls = ["--tls"] if url.startswith("https:") else []
+    seconds = settings.warmup + settings.duration + 10
+    pin = ["taskset", "-c", vps.load_cpus] if vps.load_cpus else []
+    loris = subprocess.Popen(
+        ["docker", "exec", vps.container, *pin, "python3", f"{WORK}/slowloris.py", url.rsplit(":", 1)[1],
+         *tls, "--connections", str(settings.slowloris), "--seconds", str(seconds)],
+        stdout=subprocess.PIPE, text=True)
+    stats = {}
+    try:
+        ready = loris.stdout.readline().split()  # "ready N PID" once all are open
+        time.sleep(1)
+        yield stats
+        if len(ready) == 3:
+            vps.sh(f"kill {ready[2]}", check=False)  # done: it stops within a second
+        stats.update(json.loads(loris.stdout.readline() or "{}"))
+        stats["opened"] = int(ready[1]) if len(ready) == 3 else 0
+    finally:
+        loris.wait(timeout=seconds + 30)
+
+
+@contextlib.contextmanager
+def slow_requests(vps, url, settings):
+    """HOL_SLOW_CONNECTIONS more connections ask for url (a slow route) back to back
+    until the block ends: wrk's counters for them."""
+    threads = len(vps.load_cpus.split(",")) if vps.load_cpus else 1
+    pin = ["taskset", "-c", vps.load_cpus] if vps.load_cpus else []
+    seconds = settings.warmup + settings.duration + 1
+    slow = subprocess.Popen(
+        ["docker", "exec", vps.container, *pin, "wrk", f"-t{threads}", f"-c{HOL_SLOW_CONNECTIONS}",
+         f"-d{seconds}s", "--timeout", "10s", "-s", f"{WORK}/report.lua", url],
+        stdout=subprocess.PIPE, text=True)
+    stats = {}
+    try:
+        time.sleep(1)  # they are in flight before the measured load starts
+        yield stats
+    finally:
+        out, _ = slow.communicate(timeout=seconds + 30)
+    line = next((line for line in out.splitlines() if line.startswith("BENCH_RESULT ")), None)
+    if line:
+        r = json.loads(line.split(" ", 1)[1])
+        stats.update(route=HOL_SLOW_ROUTE, connections=HOL_SLOW_CONNECTIONS, requests=r["requests"],
+                     p50_ms=round(r["p50_us"] / 1000, 1), errors=r["connect"] + r["read"] + r["write"]
+                     + r["timeout"] + r["status"])
+
+
+@contextlib.contextmanager
+def memory(vps, unit, settings):
+    """The memory of Nginx and of unit (Vps.unit_memory) when the block begins (idle)
+    and halfway through the measured load that follows the warm-up."""
+    stats = {"idle": {"nginx": vps.unit_memory("nginx.service"), "app": vps.unit_memory(unit)}}
+
+    def sample():
+        stats["load"] = {"nginx": vps.unit_memory("nginx.service"), "app": vps.unit_memory(unit)}
+
+    timer = threading.Timer(settings.warmup + settings.duration / 2, sample)
+    timer.start()
+    try:
+        yield stats
+    finally:
+        timer.join()
 
 
 def cpu_seconds(vps):
@@ -172,43 +366,6 @@ def cpu_seconds(vps):
         if key and len(fields) > 12:
             total[key] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
-
-
-def merge(first, second):
-    """The mean of two runs of the same thing (counts added up)."""
-    both = dict(first, repeats=2)
-    for key in ("rps", "p50_ms", "p99_ms"):
-        both[key] = round((first[key] + second[key]) / 2, 2)
-    for key in ("errors", "requests"):
-        both[key] = first[key] + second[key]
-    both["cpu_s"] = {k: round(first["cpu_s"][k] + second["cpu_s"][k], 2) for k in first["cpu_s"]}
-    both["error_kinds"] = {k: first["error_kinds"][k] + second["error_kinds"][k]
-                           for k in first["error_kinds"]}
-    return both
-
-
-def measure_under_slowloris(vps, run, settings):
-    """Normal clients on the run's route while settings.slowloris connections trickle
-    their headers."""
-    url = run.server.url(vps)
-    tls = ["--tls"] if url.startswith("https:") else []
-    seconds = settings.warmup + settings.duration + 4
-    loris = subprocess.Popen(
-        ["docker", "exec", vps.container, "python3", f"{WORK}/slowloris.py", url.rsplit(":", 1)[1],
-         *tls, "--connections", str(settings.slowloris), "--seconds", str(seconds)],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        ready = loris.stdout.readline().split()  # "ready N PID" once all are open
-        time.sleep(1)
-        result = measure(vps, run, settings)
-        if len(ready) == 3:
-            vps.sh(f"kill {ready[2]}", check=False)  # done: it stops within a second
-        stats = json.loads(loris.stdout.readline() or "{}")
-        stats["opened"] = int(ready[1]) if len(ready) == 3 else 0
-        result["slowloris"] = stats
-        return result
-    finally:
-        loris.wait(timeout=seconds + 30)
 
 
 # --- what was measured -----------------------------------------------------------------

@@ -1,16 +1,16 @@
 """The servers the benchmark measures: one object each in SERVERS.
 
 A server says what it is (name, about), how it is shown (color: its bars in
-chart.png; None keeps it out of the chart), what it is measured on (loads, and
-slowloris: also at `/` c50 while slow clients hold connections open), and how to
-start, stop and reach it in the VPS. The kinds below cover the usual cases:
+chart.png; None keeps it out of the chart), what it is measured on (loads: route,
+concurrency and scenario, see run.LOADS), and how to start, stop and reach it in the
+VPS. The kinds below cover the usual cases:
 
   AppCommand    a command run as a transient systemd unit (as the app's user, in its
                 release, with its environment), reached on 127.0.0.1:PORT
   BehindNginx   the same on a unix socket, behind a server block of our Nginx
                 (the stack's proxy settings, or the tutorials' proxy_params)
   WorkerClass   our gunicorn.conf.py with another worker class, behind our Nginx
-  NginxReturn200, MinimalNginx, Stack: see each
+  NginxReturn200, TlsReturn200, MinimalNginx, Stack: see each
 
 To measure another server, add one object to SERVERS: e.g.
 
@@ -19,7 +19,7 @@ To measure another server, add one object to SERVERS: e.g.
                command="{venv}/bin/gunicorn --workers 4 --bind 127.0.0.1:{port} {app}:app"),
 
 Everything else (the plan of runs, the chart, the smoke test) follows from the list.
-The targets in report.checks() name the servers they compare.
+The targets (targets.RATIOS) name the servers they compare.
 """
 
 import ast
@@ -29,10 +29,17 @@ from dataclasses import dataclass
 from nginxconf import Directive, dump, find, find_all
 from vps import NGINX_LOG, WORK
 
-# (route, concurrency) pairs.
-APP_LOADS = (("/", 50), ("/", 200), ("/slow?ms=100", 50), ("/slow?ms=100", 200))
-STATIC_LOADS = (("/", 50), ("/", 200))  # `return 200` answers every path alike
-CLASS_LOADS = (("/", 50), ("/slow?ms=100", 200))
+# What a server is measured on: (route, concurrency, scenario) loads, from run.LOADS
+# (which also says what each scenario is). /page: a page as real apps serve it, a
+# query and a template (app/hello.py).
+APP_LOADS = (("/", 50, "normal"), ("/page", 50, "normal"), ("/page", 95, "normal"), ("/page", 95, "hol"),
+             ("/", 200, "normal"), ("/slow?ms=100", 50, "normal"), ("/slow?ms=100", 200, "normal"))
+SLOWLORIS = ("/", 50, "slowloris")
+PACED = ("/", 4, "paced")
+H2 = ("/", 50, "h2")
+MEMORY = ("/page", 50, "memory")
+STATIC_LOADS = (("/", 50, "normal"), ("/", 200, "normal"))  # `return 200` answers every path alike
+CLASS_LOADS = (("/", 50, "normal"), ("/slow?ms=100", 200, "normal"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,7 +48,6 @@ class Server:
     about: str
     color: str | None = None
     loads: tuple = APP_LOADS
-    slowloris: bool = False
     port: int | None = None
 
     def nginx_config(self, vps):
@@ -59,6 +65,10 @@ class Server:
     def url(self, vps):
         return f"http://127.0.0.1:{self.port}"
 
+    def unit(self, vps):
+        """The systemd unit whose processes serve the app (their memory), or None."""
+        return None
+
 
 @dataclass(frozen=True, kw_only=True)
 class Stack(Server):
@@ -69,6 +79,9 @@ class Stack(Server):
 
     def url(self, vps):
         return vps.stack_url
+
+    def unit(self, vps):
+        return vps.service
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,6 +107,9 @@ class AppCommand(Server):
 
     def stop(self, vps):
         vps.stop_unit(self.name)
+
+    def unit(self, vps):
+        return f"bench-{self.name}.service"
 
     @property
     def socket(self):
@@ -133,16 +149,19 @@ class WorkerClass(BehindNginx):
     """Our gunicorn.conf.py with another worker class (gthread: with `threads`
     threads per worker), behind our Nginx with the stack's proxy settings. The
     worker classes are compared with each other, in a section of their own of
-    summary.md, not in the chart (no color)."""
+    summary.md, not in the chart (no color). workers: another worker count than the
+    stack's."""
     worker_class: str
     threads: int | None = None
+    workers: int | None = None
     loads: tuple = CLASS_LOADS
     command: str = ""
 
     def argv(self, vps):
         threads = ["--threads", str(self.threads)] if self.threads else []
+        workers = ["--workers", str(self.workers)] if self.workers else []
         return [f"{vps.venv}/bin/gunicorn", "--config", self.conf_path, "--worker-class",
-                self.worker_class, *threads, "--bind", f"unix:{self.socket}", "--umask", "007",
+                self.worker_class, *threads, *workers, "--bind", f"unix:{self.socket}", "--umask", "007",
                 "--no-control-socket"]
 
     @property
@@ -168,6 +187,27 @@ class NginxReturn200(Server):
             Directive("access_log", [NGINX_LOG, "main"]),
             Directive("location", ["/"], [Directive("return", ["200"])])])
         return f"# {self.name}: {self.about}\n{dump([server])}\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsReturn200(Server):
+    """`return 200` in a copy of the stack's HTTPS server block (its TLS, HTTP/2 and
+    headers, every location replaced), on 127.0.0.1:PORT: what Nginx spends on a
+    request it does not proxy, next to the stack's proxied one."""
+    loads: tuple = (("/", 50, "normal"), H2)
+
+    def nginx_config(self, vps):
+        tls = next(server for server in find_all(vps.read_nginx(vps.vhost), "server")
+                   if any("ssl" in d.args for d in server.block if d.name == "listen"))
+        http2 = any("http2" in d.args for d in tls.block if d.name == "listen")
+        server = Directive("server", [], [
+            Directive("listen", [f"127.0.0.1:{self.port}", "ssl", *(["http2"] if http2 else [])]),
+            *[d for d in tls.block if d.name not in ("listen", "location")],
+            Directive("location", ["/"], [Directive("return", ["200"])])])
+        return f"# {self.name}: {self.about}\n{dump([server])}\n"
+
+    def url(self, vps):
+        return f"https://127.0.0.1:{self.port}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,7 +237,7 @@ class MinimalNginx(Server):
 
     def start(self, vps):
         vps.put(self.conf_path, self.config(vps))
-        vps.sh(f"nginx -q -t -c {self.conf_path} && nginx -c {self.conf_path}")
+        vps.sh(f"nginx -q -t -c {self.conf_path} && {vps.on_server_cpus(f'nginx -c {self.conf_path}')}")
         super().start(vps)
 
     def stop(self, vps):
@@ -263,18 +303,18 @@ SERVERS = [
     AppCommand(
         name="gunicorn-direct",
         about="Gunicorn with our gunicorn.conf.py and systemd settings, on TCP, no Nginx",
-        color="#1f77b4", port=8001, slowloris=True, systemd="service",
+        color="#1f77b4", port=8001, loads=(*APP_LOADS, SLOWLORIS, PACED), systemd="service",
         # (Without the control socket, which would clash with the app's.)
         command="{venv}/bin/gunicorn --config {gunicorn_conf} --bind 127.0.0.1:{port} "
                 "--no-control-socket"),
     Stack(
         name="stack", about="what the roles provisioned: Nginx -> unix socket -> Gunicorn",
-        color="#2ca02c", slowloris=True),
+        color="#2ca02c", loads=(*APP_LOADS, SLOWLORIS, PACED, H2, MEMORY)),
     BehindNginx(
         name="recipe",
         about="the tutorial setup: `gunicorn --workers 3` (sync) on a unix socket behind "
               "Nginx, with no upstream keepalive",
-        color="#ff7f0e", port=8082, slowloris=True, proxy="tutorial",
+        color="#ff7f0e", port=8082, loads=(*APP_LOADS, SLOWLORIS), proxy="tutorial",
         command="{venv}/bin/gunicorn --workers 3 --bind unix:{socket} --umask 007 "
                 "--no-control-socket {app}:app"),
     NginxReturn200(
@@ -285,12 +325,19 @@ SERVERS = [
         about="the same `return 200` from a second Nginx with a minimal config and as many "
               "workers as ours",
         color="#bcbd22", port=8084),
+    TlsReturn200(
+        name="stack-return200",
+        about="`return 200` in a copy of the stack's HTTPS server block: Nginx's cost without the proxying",
+        port=8443),
     WorkerClass(name="class-gevent", about="our gunicorn.conf.py, gevent workers",
                 worker_class="gevent", port=8091),
     WorkerClass(name="class-gthread", about="our gunicorn.conf.py, gthread workers, 40 threads each "
                 "(flaskapp_threads' default)", worker_class="gthread", threads=40, port=8092),
     WorkerClass(name="class-sync", about="our gunicorn.conf.py, sync workers",
                 worker_class="sync", port=8093),
+    # flaskapp_workers: memory against throughput (gevent, as the stack).
+    *[WorkerClass(name=f"workers-{n}", about=f"our gunicorn.conf.py with {n} gevent workers",
+                  worker_class="gevent", workers=n, port=8100 + n, loads=(MEMORY,)) for n in (1, 2, 3, 5)],
 ]
 
 

@@ -30,6 +30,9 @@ class Vps:
         self.app = app
         self.stack_url = stack_url
         self.slot = None
+        # CPU lists (taskset's format) for the load generators and for the servers
+        # under test, once split_cpus() has split them; None: not pinned.
+        self.load_cpus = self.server_cpus = None
 
     # --- running things in the container
 
@@ -65,14 +68,67 @@ class Vps:
 
     def start_unit(self, name, command, properties):
         """Run command as the transient systemd unit bench-NAME, with those properties
-        and its output in WORK/NAME.log."""
+        and its output in WORK/NAME.log, on the servers' CPUs."""
         log = f"{WORK}/{name}.log"
         properties = [*properties, f"StandardOutput=append:{log}", f"StandardError=append:{log}"]
+        if self.server_cpus:
+            # sched_setaffinity(2) for the unit's processes (no cpuset controller needed).
+            properties.append(f"CPUAffinity={self.server_cpus}")
         self.sh(shlex.join(["systemd-run", f"--unit=bench-{name}", "--collect", "--quiet",
                             *[f"--property={p}" for p in properties], "--", *command]))
 
     def stop_unit(self, name):
         self.sh(f"systemctl stop bench-{name}.service 2>/dev/null || true", check=False)
+
+    # --- CPUs: the load generators on one, the servers under test on the others
+
+    def split_cpus(self):
+        """Give the load generators (wrk, h2load, the slowloris clients) the first CPU
+        the container may use and the servers the others, so that neither takes the
+        other's time. With one CPU there is nothing to split: they stay None."""
+        cpus = self.sh("python3 -c 'import os; print(*sorted(os.sched_getaffinity(1)))'").split()
+        if len(cpus) >= 2:
+            self.load_cpus, self.server_cpus = cpus[0], ",".join(cpus[1:])
+
+    def on_load_cpus(self, command):
+        """command (a shell string) on the load generators' CPUs."""
+        return f"taskset -c {self.load_cpus} {command}" if self.load_cpus else command
+
+    def on_server_cpus(self, command):
+        return f"taskset -c {self.server_cpus} {command}" if self.server_cpus else command
+
+    def pin_stack(self, cpus=None):
+        """Move the stack's running processes to cpus (None: back to every CPU, as PID 1
+        has them), every thread: Nginx (the master and its workers) and the app's
+        serving slot (the Gunicorn master and its workers). The workers they start
+        later inherit it."""
+        cpus = f"-c {cpus}" if cpus else "$(taskset -p 1 | awk '{print $NF}')"
+        self.sh(f"master=$(systemctl show --property MainPID --value {self.service}); "
+                f"for pid in $(pgrep -x nginx) $master $(pgrep -P $master); do "
+                f"taskset -a -p {cpus} $pid >/dev/null || true; done")
+
+    def unit_cpu_us(self, unit):
+        """The CPU time (microseconds) the unit's processes have used: usage_usec of its
+        cgroup's cpu.stat (cgroup v2, or its unified hierarchy on a hybrid host)."""
+        out = self.sh(f"cg=$(systemctl show --property ControlGroup --value {unit}); "
+                      "cat /sys/fs/cgroup/unified$cg/cpu.stat 2>/dev/null || cat /sys/fs/cgroup$cg/cpu.stat")
+        return int(next(line.split()[1] for line in out.splitlines() if line.startswith("usage_usec ")))
+
+    def unit_memory(self, unit):
+        """The memory of the unit's processes (its cgroup's): how many, and their RSS and
+        PSS (resident pages, shared ones divided among the processes sharing them) in
+        MB, from /proc/PID/smaps_rollup."""
+        out = self.sh(f"cg=$(systemctl show --property ControlGroup --value {unit}); "
+                      "procs=/sys/fs/cgroup/unified$cg/cgroup.procs; [ -r $procs ] || procs=/sys/fs/cgroup$cg/cgroup.procs; "
+                      "for pid in $(cat $procs 2>/dev/null); do "
+                      "grep -E '^(Rss|Pss):' /proc/$pid/smaps_rollup 2>/dev/null | awk -v p=$pid '{print p, $1, $2}'; done")
+        kb = {"Rss:": 0, "Pss:": 0}
+        pids = set()
+        for pid, field, value in (line.split() for line in out.splitlines()):
+            pids.add(pid)
+            kb[field] += int(value)
+        return {"processes": len(pids), "rss_mb": round(kb["Rss:"] / 1024, 1),
+                "pss_mb": round(kb["Pss:"] / 1024, 1)}
 
     # --- the app as deployed
 
@@ -129,11 +185,13 @@ class Vps:
         return f"/etc/nginx/sites-enabled/{self.app}.conf"
 
     def app_unit_properties(self, group=None):
-        """Run as the app's user, in its release, with its environment (and the app's
-        group, or another: www-data for a socket that Nginx connects to)."""
+        """Run as the app's user, in its release, with its environment and its state
+        directory, so its database (and the app's group, or another: www-data for a
+        socket that Nginx connects to)."""
         return [f"User={self.app}", f"Group={group or self.app}",
                 f"WorkingDirectory={self.app_dir}", f"EnvironmentFile={self.env_file}",
-                f"Environment=PATH={self.venv}/bin:/usr/bin:/bin"]
+                f"Environment=PATH={self.venv}/bin:/usr/bin:/bin",
+                f"Environment=STATE_DIRECTORY=/var/lib/{self.app}"]
 
     def service_properties(self):
         """The app's systemd settings (user, environment, sandbox), as the serving
@@ -141,8 +199,8 @@ class Vps:
         service or start it differently."""
         unit = self.read(f"/etc/systemd/system/{self.service}")
         service = unit.split("[Service]", 1)[1].split("\n[", 1)[0]
-        skip = ("Type", "NotifyAccess", "StateDirectory", "StateDirectoryMode", "RuntimeDirectory",
-                "RuntimeDirectoryMode", "ExecStartPre", "ExecStart", "ExecReload", "KillMode",
+        # (StateDirectory stays: the same directory, the app's database, writable.)
+        skip = ("Type", "NotifyAccess", "RuntimeDirectory", "RuntimeDirectoryMode", "ExecStartPre", "ExecStart", "ExecReload", "KillMode",
                 "TimeoutStopSec", "Restart", "RestartSec")
         return [line for line in service.splitlines()
                 if "=" in line and not line.startswith("#") and line.split("=", 1)[0] not in skip]

@@ -11,6 +11,7 @@ import nginxconf
 import pytest
 import report
 import run
+import targets
 from servers import SERVERS, AppCommand, Server, without_gevent_patching
 
 RESULTS = Path(bench.__file__).resolve().parent / "results"
@@ -84,27 +85,71 @@ def test_registry_names_and_ports_are_unique():
     assert len({s.color for s in SERVERS if s.color}) == len([s for s in SERVERS if s.color])
 
 
-def test_plan_measures_each_server_on_its_loads_and_mirrors_the_c50_runs():
+def test_plan_measures_each_server_on_its_loads_once_per_round_and_reverses_every_other_round():
     made = [(r.server.name, r.route, r.concurrency, r.scenario) for r in run.plan(SERVERS)]
     for server in SERVERS:
-        for route, concurrency in server.loads:
-            count = made.count((server.name, route, concurrency, "normal"))
-            assert count == (2 if (route, concurrency) == ("/", 50) else 1), (server.name, route)
-        assert made.count((server.name, "/", 50, "slowloris")) == (1 if server.slowloris else 0)
-    assert len(made) == sum(len(s.loads) + (s.loads.count(("/", 50))) + s.slowloris for s in SERVERS)
-    # The chart's servers first; a slowloris run right after the server's `/` c50 run.
-    charted = [name in {s.name for s in SERVERS if s.color} for name, *_ in made]
-    assert charted == sorted(charted, reverse=True)
-    for i, (name, route, concurrency, scenario) in enumerate(made):
-        if scenario == "slowloris":
-            assert made[i - 1] == (name, route, concurrency, "normal")
+        assert set(server.loads) <= set(run.LOADS), server.name  # else never measured
+        for load in server.loads:
+            assert made.count((server.name, *load)) == 1, (server.name, load)
+        assert {scenario for *_, scenario in server.loads} <= set(run.SCENARIOS)
+    assert len(made) == sum(len(s.loads) for s in SERVERS)
+    # The servers a target compares run one after the other, on each load.
+    assert made.index(("stack", "/page", 50, "normal")) - made.index(("gunicorn-direct", "/page", 50, "normal")) == 1
+    assert run.plan(SERVERS, 1) == run.plan(SERVERS)[::-1] and run.plan(SERVERS, 2) == run.plan(SERVERS)
+
+
+def fake_round(round_no, **rps):
+    """One round's runs: {server: rps} on `/` c50 (and stack's slowloris run)."""
+    return [{"server": server.replace("_", "-"), "route": "/", "concurrency": 50, "scenario": "normal",
+             "rps": value, "p50_ms": 1.0, "p99_ms": 2.0, "errors": 0, "requests": 100, "round": round_no,
+             "cpu_s": {"nginx": 0.1, "python": 0.2}, "nginx_us_per_request": 50.0,
+             "error_kinds": dict.fromkeys(("connect", "read", "write", "timeout", "status", "stalled"), 0)}
+            for server, value in rps.items()]
+
+
+def test_ratios_are_the_median_of_the_rounds_with_their_range_and_noise():
+    measured = (fake_round(1, stack=4000, flask_dev=1000) + fake_round(2, stack=4400, flask_dev=1000)
+                + fake_round(3, stack=3000, flask_dev=1000))
+    ratios = {r["name"]: r for r in targets.compute(run.combine(measured))}
+    hello = ratios["hello_vs_dev"]
+    assert (hello["rounds"], hello["median"], hello["min"], hello["max"]) == ([4.0, 4.4, 3.0], 4.0, 3.0, 4.4)
+    # A spread of 1.4x around a median of 4x is 35 points: noisy; the median meets 3.5x.
+    assert hello["noisy"] is True and hello["met"] is True and hello["spread_pp"] == 35.0
+    # Not measured (no /page runs): no figures, SKIP.
+    assert ratios["page_vs_dev"]["median"] is None and ratios["page_vs_dev"]["met"] is None
+    checks = {c["target"].split("`")[1]: c for c in targets.checks(list(ratios.values()))}
+    assert checks["hello_vs_dev"]["status"] == "PASS" and "noisy" in checks["hello_vs_dev"]["measured"]
+    assert checks["page_vs_dev"]["status"] == "SKIP"
+    assert targets.check_format(list(ratios.values()), [r.name for r in targets.RATIOS]) == []
+
+
+def test_a_ratio_with_errors_fails_whatever_its_value():
+    measured = []
+    for n in (1, 2, 3):
+        normal = fake_round(n, stack=1000)
+        measured += normal + [dict(normal[0], scenario="slowloris", rps=990, errors=1 if n == 2 else 0,
+                                   slowloris={"opened": 400})]
+    kept = next(r for r in targets.compute(run.combine(measured)) if r["name"] == "slowloris_kept")
+    assert (kept["median"], kept["errors"], kept["noisy"], kept["met"]) == (99.0, 1, False, False)
+
+
+@pytest.mark.parametrize("broken", [
+    {"median": 5.0}, {"min": 9.0}, {"unit": "req/s"}, {"better": "more"}, {"rounds": ["4"]},
+    {"noisy": None}, {"target": "3.5"}])
+def test_a_malformed_ratio_is_named(broken):
+    ratios = targets.compute(run.combine(fake_round(1, stack=4000, flask_dev=1000)
+                                         + fake_round(2, stack=4100, flask_dev=1000)))
+    hello = next(r for r in ratios if r["name"] == "hello_vs_dev")
+    hello.update(broken)
+    problems = targets.check_format(ratios, [r.name for r in targets.RATIOS])
+    assert problems and all(p.startswith("hello_vs_dev: ") for p in problems), problems
 
 
 def test_a_server_added_to_the_list_is_planned_and_charted(tmp_path):
     extra = AppCommand(name="gunicorn-4sync", about="4 sync workers", color="#8c564b",
                        port=8005, command="{venv}/bin/gunicorn --workers 4 {app}:app")
     servers = [*SERVERS, extra]
-    assert {(r.route, r.concurrency) for r in run.plan(servers) if r.server is extra} == set(extra.loads)
+    assert {(r.route, r.concurrency, r.scenario) for r in run.plan(servers) if r.server is extra} == set(extra.loads)
     result = json.loads((RESULTS / "latest.json").read_text())
     result["runs"].append(dict(result["runs"][0], server=extra.name))
     report.write(result, tmp_path, servers)
@@ -117,18 +162,21 @@ def test_a_server_added_to_the_list_is_planned_and_charted(tmp_path):
 
 def test_settings_come_from_options_then_the_environment_then_defaults():
     full = bench.parse_args([], {})
-    assert (full.duration, full.warmup, full.slowloris, full.provision, full.container) == (
-        6, 1, 400, True, "flask-vps-demo")
+    assert (full.duration, full.warmup, full.slowloris, full.provision, full.container, full.rounds,
+            full.pin) == (6, 1, 400, True, "flask-vps-demo", 3, True)
     assert full.out == RESULTS
     smoke = bench.parse_args(["--smoke"], {})
-    assert (smoke.duration, smoke.warmup, smoke.provision, smoke.out) == (1, 0, False, RESULTS / "smoke")
+    assert (smoke.duration, smoke.warmup, smoke.provision, smoke.out, smoke.rounds) == (
+        1, 0, False, RESULTS / "smoke", 2)
     env = {"BENCH_DURATION": "3", "BENCH_PROVISION": "0", "BENCH_CONTAINER": "other",
-           "BENCH_OUT": "/tmp/x"}
+           "BENCH_OUT": "/tmp/x", "BENCH_ROUNDS": "5", "BENCH_PIN": "0"}
     from_env = bench.parse_args([], env)
-    assert (from_env.duration, from_env.provision, from_env.container, from_env.out) == (
-        3, False, "other", Path("/tmp/x"))
-    given = bench.parse_args(["--duration", "2", "--provision", "--container", "c"], env)
-    assert (given.duration, given.provision, given.container) == (2, True, "c")
+    assert (from_env.duration, from_env.provision, from_env.container, from_env.out, from_env.rounds,
+            from_env.pin) == (3, False, "other", Path("/tmp/x"), 5, False)
+    given = bench.parse_args(["--duration", "2", "--provision", "--container", "c", "--rounds", "4",
+                              "--pin"], env)
+    assert (given.duration, given.provision, given.container, given.rounds, given.pin) == (
+        2, True, "c", 4, True)
 
 
 # --- the report, against the committed reference results ------------------------------------
@@ -147,7 +195,8 @@ def test_report_of_the_committed_results_has_their_format(tmp_path):
     """summary.md written again from the committed latest.json: the same targets, worker
     classes and table of runs as the committed summary.md, and a chart."""
     result = json.loads((RESULTS / "latest.json").read_text())
-    assert report.checks(result["runs"]) == result["checks"]
+    assert targets.compute(result["runs"]) == result["ratios"]
+    assert targets.checks(result["ratios"]) == result["checks"]
     report.write(result, tmp_path, SERVERS)
     assert report.check_output(tmp_path, SERVERS) == []
     assert json.loads((tmp_path / "latest.json").read_text()) == result
