@@ -7,7 +7,7 @@ import re
 
 import targets
 from run import HOL_SLOW_CONNECTIONS, HOL_SLOW_ROUTE, PACED_RPS, SCENARIOS, find
-from servers import MEMORY, SLOWLORIS, WorkerClass
+from servers import HOL, MEMORY, SLOWLORIS, WorkerClass
 
 
 def route_label(run):
@@ -24,17 +24,28 @@ def table(runs):
     return "\n".join(lines)
 
 
+def with_and_without(runs, servers, load):
+    """(server, its run without the side load, its run with it) for each server
+    measured on load (a scenario with a side load), and on its route and
+    concurrency without it."""
+    route, concurrency, _ = load
+    for server in servers:
+        if load in server.loads:
+            alone, beside = find(runs, server.name, route, concurrency), find(runs, server.name, *load)
+            if alone and beside:
+                yield server.name, alone, beside
+
+
 def slowloris_lines(runs, servers):
     lines = []
-    for server in (s.name for s in servers if SLOWLORIS in s.loads):
-        normal, loris = find(runs, server, "/", 50), find(runs, server, "/", 50, "slowloris")
-        if normal and loris and normal["rps"]:
+    for server, normal, loris in with_and_without(runs, servers, SLOWLORIS):
+        if normal["rps"]:
             stats = loris.get("slowloris", {})
             lines.append(f"- {server}: {loris['rps'] / normal['rps']:.0%} of its throughput kept "
                          f"({loris['rps']:,.0f} vs {normal['rps']:,.0f} rps), {loris['errors']} "
                          f"errors, p99 {loris['p99_ms']:.1f} ms (normally {normal['p99_ms']:.1f} ms); "
-                         f"{stats.get('opened', 0)} slow connections opened, "
-                         f"{stats.get('reopened', 0)} reopened after the server dropped them")
+                         f"{stats.get('opened', 0):.0f} slow connections opened, "
+                         f"{stats.get('reopened', 0):.0f} reopened after the server dropped them")
     return lines
 
 
@@ -79,9 +90,8 @@ def latency_lines(runs):
 def hol_lines(runs, servers):
     """Head-of-line blocking: /page at c95, alone and beside slow requests."""
     lines = []
-    for server in (s.name for s in servers if ("/page", 95, "hol") in s.loads):
-        alone, mixed = find(runs, server, "/page", 95), find(runs, server, "/page", 95, "hol")
-        if alone and mixed and alone["p99_ms"]:
+    for server, alone, mixed in with_and_without(runs, servers, HOL):
+        if alone["p99_ms"]:
             slow = mixed.get("hol", {})
             lines.append(f"- {server}: `/page` p99 {mixed['p99_ms']:,.1f} ms beside the slow requests, "
                          f"{alone['p99_ms']:,.1f} ms without ({mixed['p99_ms'] / alone['p99_ms']:.1f}x); "

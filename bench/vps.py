@@ -101,11 +101,13 @@ class Vps:
         """Move the stack's running processes to cpus (None: back to every CPU, as PID 1
         has them), every thread: Nginx (the master and its workers) and the app's
         serving slot (the Gunicorn master and its workers). The workers they start
-        later inherit it."""
+        later inherit it. Each is moved as its own user: a container's root lacks
+        CAP_SYS_NICE, which moving another user's process takes."""
         cpus = f"-c {cpus}" if cpus else "$(taskset -p 1 | awk '{print $NF}')"
         self.sh(f"master=$(systemctl show --property MainPID --value {self.service}); "
                 f"for pid in $(pgrep -x nginx) $master $(pgrep -P $master); do "
-                f"taskset -a -p {cpus} $pid >/dev/null || true; done")
+                "owner=$(stat -c '--reuid=%u --regid=%g' /proc/$pid) || continue; "  # (gone meanwhile)
+                f"setpriv $owner --clear-groups taskset -a -p {cpus} $pid >/dev/null; done")
 
     def unit_cpu_us(self, unit):
         """The CPU time (microseconds) the unit's processes have used: usage_usec of its
