@@ -4,7 +4,7 @@ rounds with their min and max (latest.json's `ratios`), and checked against a ta
 Each ratio is computed within one round (its runs ran one right after the other, so
 the noise of a shared machine hits both sides alike), then summarised over the
 rounds. A ratio whose rounds spread over more than NOISY_PP percentage points is
-flagged as noisy: for a ratio in %, max - min; for the others, (max - min) / median.
+flagged as noisy: for a ratio in %, max - min; for the others, (max - min) / |median|.
 """
 
 import statistics
@@ -109,9 +109,12 @@ def lookup(runs, round_no):
 
 
 def spread_pp(ratio, low, high, median):
+    """The rounds' spread in percentage points: of the ratio itself for a ratio in %,
+    else of the median (a median near 0, as a difference may have, is noisy)."""
     if ratio.unit == "%":
         return high - low
-    return (high - low) / median * 100 if median else 0.0
+    scale = abs(median) or max(abs(low), abs(high))
+    return (high - low) / scale * 100 if scale else 0.0
 
 
 def compute(runs, ratios=RATIOS):
