@@ -99,8 +99,8 @@ def test_every_server_of_the_registry_is_measured_on_its_loads(smoke):
     assert {r["server"] for r in data["runs"]} == {server.name for server in SERVERS}
     assert set(runs) == {(server.name, *load) for server in SERVERS for load in server.loads}
     for server in SERVERS:
-        # Every server answered on `/` at c50.
-        assert runs[(server.name, "/", 50, "normal")]["requests"] > 0, server.name
+        # Every server answered.
+        assert any(runs[(server.name, *load)]["requests"] > 0 for load in server.loads), server.name
 
 
 def test_the_stack_answers_every_route_and_refuses_nothing(smoke):
