@@ -202,8 +202,8 @@ class Vps:
         unit = self.read(f"/etc/systemd/system/{self.service}")
         service = unit.split("[Service]", 1)[1].split("\n[", 1)[0]
         # (StateDirectory stays: the same directory, the app's database, writable.)
-        skip = ("Type", "NotifyAccess", "RuntimeDirectory", "RuntimeDirectoryMode", "ExecStartPre", "ExecStart", "ExecReload", "KillMode",
-                "TimeoutStopSec", "Restart", "RestartSec")
+        skip = ("Type", "NotifyAccess", "RuntimeDirectory", "RuntimeDirectoryMode", "ExecStartPre",
+                "ExecStart", "ExecReload", "KillMode", "TimeoutStopSec", "Restart", "RestartSec")
         return [line for line in service.splitlines()
                 if "=" in line and not line.startswith("#") and line.split("=", 1)[0] not in skip]
 
