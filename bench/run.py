@@ -229,10 +229,9 @@ def wrk(vps, url, concurrency, seconds):
     threads = len(vps.load_cpus.split(",")) if vps.load_cpus else 2
     out = vps.sh(vps.on_load_cpus(f"wrk -t{threads} -c{concurrency} -d{seconds}s --timeout 2s "
                                   f"--latency -s {WORK}/report.lua '{url}'"), timeout=seconds + 60)
-    line = next((line for line in out.splitlines() if line.startswith("BENCH_RESULT ")), None)
-    if line is None:
+    r = wrk_counters(out)
+    if r is None:
         raise RuntimeError(f"no result from wrk on {url}:\n{out}")
-    r = json.loads(line.split(" ", 1)[1])
     # wrk counts no error for a request that never gets an answer: when none did,
     # count every connection as one ("stalled").
     kinds = {k: r[k] for k in ("connect", "read", "write", "timeout", "status")}
@@ -240,6 +239,12 @@ def wrk(vps, url, concurrency, seconds):
     # (wrk counts 4xx/5xx answers as errors of kind "status".)
     return {"requests": r["requests"], "ok": r["requests"] - r["status"], "seconds": r["duration_us"] / 1e6,
             "p50_us": r["p50_us"], "p99_us": r["p99_us"], "error_kinds": kinds}
+
+
+def wrk_counters(out):
+    """The counters wrk_report.lua prints as JSON on its BENCH_RESULT line, or None."""
+    line = next((line for line in out.splitlines() if line.startswith("BENCH_RESULT ")), None)
+    return json.loads(line.split(" ", 1)[1]) if line else None
 
 
 def h2load(vps, url, clients, seconds, streams=1, h1=False, rate=None):
@@ -272,9 +277,9 @@ def percentile(ordered, p):
 
 @contextlib.contextmanager
 def side_load(vps, run, settings):
-    """What runs beside the measured load, by scenario: the slowloris clients, or the
-    head-of-line blocking's slow requests; yields a dict that their figures fill in
-    when the block ends (None for the other scenarios)."""
+    """What runs beside the measured load, by scenario: the slowloris clients, the
+    head-of-line blocking's slow requests, or the memory samples; yields a dict that
+    their figures fill in when the block ends (None for the other scenarios)."""
     if run.scenario == "slowloris":
         with slowloris(vps, run.server.url(vps), settings) as stats:
             yield stats
@@ -294,9 +299,8 @@ def slowloris(vps, url, settings):
     attacker runs on the load generators' CPUs: its CPU is not the server's."""
     tls = ["--tls"] if url.startswith("https:") else []
     seconds = settings.warmup + settings.duration + 10
-    pin = ["taskset", "-c", vps.load_cpus] if vps.load_cpus else []
     loris = subprocess.Popen(
-        ["docker", "exec", vps.container, *pin, "python3", f"{WORK}/slowloris.py", url.rsplit(":", 1)[1],
+        ["docker", "exec", vps.container, *vps.load_pin(), "python3", f"{WORK}/slowloris.py", url.rsplit(":", 1)[1],
          *tls, "--connections", str(settings.slowloris), "--seconds", str(seconds)],
         stdout=subprocess.PIPE, text=True)
     stats = {}
@@ -317,10 +321,9 @@ def slow_requests(vps, url, settings):
     """HOL_SLOW_CONNECTIONS more connections ask for url (a slow route) back to back
     until the block ends: wrk's counters for them."""
     threads = len(vps.load_cpus.split(",")) if vps.load_cpus else 1
-    pin = ["taskset", "-c", vps.load_cpus] if vps.load_cpus else []
     seconds = settings.warmup + settings.duration + 1
     slow = subprocess.Popen(
-        ["docker", "exec", vps.container, *pin, "wrk", f"-t{threads}", f"-c{HOL_SLOW_CONNECTIONS}",
+        ["docker", "exec", vps.container, *vps.load_pin(), "wrk", f"-t{threads}", f"-c{HOL_SLOW_CONNECTIONS}",
          f"-d{seconds}s", "--timeout", "10s", "-s", f"{WORK}/report.lua", url],
         stdout=subprocess.PIPE, text=True)
     stats = {}
@@ -329,9 +332,8 @@ def slow_requests(vps, url, settings):
         yield stats
     finally:
         out, _ = slow.communicate(timeout=seconds + 30)
-    line = next((line for line in out.splitlines() if line.startswith("BENCH_RESULT ")), None)
-    if line:
-        r = json.loads(line.split(" ", 1)[1])
+    r = wrk_counters(out)
+    if r:
         stats.update(route=HOL_SLOW_ROUTE, connections=HOL_SLOW_CONNECTIONS, requests=r["requests"],
                      p50_ms=round(r["p50_us"] / 1000, 1), errors=r["connect"] + r["read"] + r["write"]
                      + r["timeout"] + r["status"])

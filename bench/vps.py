@@ -90,9 +90,14 @@ class Vps:
         if len(cpus) >= 2:
             self.load_cpus, self.server_cpus = cpus[0], ",".join(cpus[1:])
 
+    def load_pin(self):
+        """The argv prefix that runs a command on the load generators' CPUs ([]: not
+        pinned)."""
+        return ["taskset", "-c", self.load_cpus] if self.load_cpus else []
+
     def on_load_cpus(self, command):
         """command (a shell string) on the load generators' CPUs."""
-        return f"taskset -c {self.load_cpus} {command}" if self.load_cpus else command
+        return shlex.join(self.load_pin()) + " " + command if self.load_cpus else command
 
     def on_server_cpus(self, command):
         return f"taskset -c {self.server_cpus} {command}" if self.server_cpus else command
