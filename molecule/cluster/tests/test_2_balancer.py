@@ -53,9 +53,14 @@ def address_of(lb, name):
     return lb.check_output("getent hosts %s", name).split()[0]
 
 
-def probes_seen(apps, tag):
-    """How many requests whose URL carries tag each app host's Nginx logged."""
-    return [int(app.run("grep -c -- %s /var/log/nginx/access.log", tag).stdout.strip() or 0) for app in apps]
+def probes_seen(apps, tag, count):
+    """How many requests whose URL carries tag each app host's Nginx logged, once the
+    count sent are all in the logs (Nginx writes a line within a second)."""
+    def seen():
+        counts = [int(app.run("grep -c -- %s /var/log/nginx/access.log", tag).stdout.strip() or 0)
+                  for app in apps]
+        return counts if sum(counts) >= count else None
+    return wait_until(seen, timeout=10)
 
 
 def send_probes(lb, count):
@@ -75,7 +80,7 @@ def test_https_is_answered_by_both_app_hosts_in_turn(host, apps):
     assert response.headers["strict-transport-security"].startswith("max-age="), response.headers
     assert response.headers["x-content-type-options"] == "nosniff", response.headers
     tag = send_probes(host, 10)
-    seen = probes_seen(apps, tag)
+    seen = probes_seen(apps, tag, 10)
     # Round robin: both hosts answer, and nothing is lost or sent twice.
     assert sum(seen) == 10 and min(seen) >= 3, seen
 
@@ -145,7 +150,7 @@ def test_drained_backend_gets_no_request_until_it_serves_again(host, apps, pool_
 
         # Out of the pool: every request goes to the other host.
         tag = send_probes(host, 6)
-        assert probes_seen(apps, tag) == [0, 6], other
+        assert probes_seen(apps, tag, 6) == [0, 6], other
         # Again: nothing changes, nothing reloads.
         assert pool(host, pool_playbook, drained, "drained")[1] == 0
     finally:
@@ -153,7 +158,7 @@ def test_drained_backend_gets_no_request_until_it_serves_again(host, apps, pool_
     assert changed > 0
     assert pool(host, pool_playbook, drained, "serving")[1] == 0
     tag = send_probes(host, 6)
-    assert min(probes_seen(apps, tag)) >= 2
+    assert min(probes_seen(apps, tag, 6)) >= 2
 
 
 def test_a_run_of_the_balancer_play_keeps_a_drained_backend_drained(host, pool_playbook):

@@ -1,5 +1,7 @@
 """The nginx role: what a client sees through Nginx, and that a broken config never lands."""
 
+import time
+
 import pytest
 from conftest import serving
 from testlib import http, run_playbook, slot_unit, wait_until
@@ -100,6 +102,17 @@ def test_upstream_connections_are_kept_alive(host):
     established = host.check_output("ss -x state connected src /run/%s.sock | tail -n +2 | wc -l",
                                     slot_unit(host, "hello"))
     assert int(established) >= 1
+
+
+def test_a_request_is_in_the_access_log_within_seconds_though_lines_are_buffered(host):
+    # nginx_access_log_buffer: lines are written a bufferful at a time, and at the
+    # latest a second after the first (flush=1s). One request alone fills no buffer:
+    # without the flush its line would wait for many more requests.
+    tag = f"logged-{time.monotonic_ns()}"
+    assert http(host, f"https://127.0.0.1/healthz?{tag}").status == 200
+    wait_until(lambda: host.run("grep -c -- %s /var/log/nginx/access.log", tag).stdout.strip() == "1",
+               timeout=5, interval=0.25)
+    assert " buffer=64k flush=1s;" in host.check_output("nginx -T 2>/dev/null | grep '^ *access_log '")
 
 
 def test_broken_config_never_replaces_the_running_one(host):

@@ -50,6 +50,7 @@ BAD_INPUTS = {
     "negative lock wait": ({"flaskapp_lock_wait": -1}, "flaskapp_lock_wait"),
     "package index not a URL": ({"flaskapp_index_url": "pypi.example"}, "flaskapp_index_url"),
     "static expiry not a time": ({"nginx_static_expires": "forever"}, "nginx_static_expires"),
+    "access log buffer not a size": ({"nginx_access_log_buffer": "lots"}, "nginx_access_log_buffer"),
     "gunicorn version not a version": ({"flaskapp_gunicorn_version": "latest"}, "flaskapp_gunicorn_version"),
     "gevent version not a version": ({"flaskapp_gevent_version": ">=24"}, "flaskapp_gevent_version"),
     "no gevent connections": ({"flaskapp_worker_connections": 0}, "flaskapp_worker_connections"),
