@@ -7,7 +7,7 @@ import re
 
 import targets
 from run import HOL_SLOW_CONNECTIONS, HOL_SLOW_ROUTE, PACED_RPS, SCENARIOS, find
-from servers import HOL, MEMORY, SLOWLORIS, WorkerClass
+from servers import HOL, MEMORY, PACED, SLOWLORIS, Apps, WorkerClass
 
 
 def route_label(run):
@@ -64,14 +64,18 @@ def cpu_lines(runs):
                   f"{page['cpu_s']['nginx'] / page['cpu_s']['python']:.0%} of the app's CPU."]
     lines += ["", "Nginx's CPU time per request, from its unit's cgroup (`cpu.stat`), the median of "
               "the rounds:", ""]
-    for label, server, scenario in (("proxied `/`, HTTPS/1.1", "stack", "normal"),
-                                    ("`return 200`, HTTPS/1.1, same server block", "stack-return200", "normal"),
-                                    ("proxied `/`, HTTP/2", "stack", "h2"),
-                                    ("`return 200`, HTTP/2, same server block", "stack-return200", "h2")):
-        run = find(runs, server, "/", 50, scenario)
+    for label, server, load in (("proxied `/`, HTTPS/1.1 c50", "stack", ("/", 50)),
+                                ("`return 200`, HTTPS/1.1 c50, same server block", "stack-return200", ("/", 50)),
+                                ("proxied `/`, HTTP/2 c50", "stack", ("/", 50, "h2")),
+                                ("`return 200`, HTTP/2 c50, same server block", "stack-return200", ("/", 50, "h2")),
+                                ("proxied `/`, HTTPS/1.1 paced", "stack", PACED),
+                                ("`return 200`, HTTPS/1.1 paced, same server block", "stack-return200", PACED)):
+        run = find(runs, server, *load)
         if run and run.get("nginx_us_per_request"):
-            lines.append(f"- {label}: {run['nginx_us_per_request']:.0f} µs")
-    return lines
+            lines.append(f"- {label}: {run['nginx_us_per_request']:.0f} µs at {run['rps']:,.0f} requests/s")
+    return lines + ["", "(As fast as they go, `return 200` runs at many times the proxied rate, and Nginx "
+                    "spends less per request when each wake-up finds many ready: the paced runs compare "
+                    f"the two at the same {PACED_RPS} requests/s.)"]
 
 
 def latency_lines(runs):
@@ -118,12 +122,22 @@ def memory_lines(result, servers):
              "it adds up; RSS counts shared pages in every process.)", "",
              "`flaskapp_workers` (gevent, our gunicorn.conf.py, behind our Nginx; the servers have one "
              "CPU here), on `/page` at c50:", ""]
-    for server in (s for s in servers if MEMORY in s.loads and s.name != "stack"):
+    for server in (s for s in servers if isinstance(s, WorkerClass) and MEMORY in s.loads):
         run = find(runs, server.name, *MEMORY)
         if run and "load" in run.get("memory", {}):
             app = run["memory"]["load"]["app"]
             lines.append(f"- {server.name}: {run['rps']:,.0f} rps, p99 {run['p99_ms']:.1f} ms; "
                          f"{app['pss_mb']:.0f} MB PSS under load ({app['rss_mb']:.0f} MB RSS)")
+    for server in (s for s in servers if isinstance(s, Apps)):
+        run = find(runs, server.name, *MEMORY)
+        if run and "load" in run.get("memory", {}):
+            load = run["memory"]["load"]
+            served = [run["rps"]] + [b["rps"] for b in run["memory"].get("beside", [])]
+            errors = run["errors"] + sum(b["errors"] for r in run["rounds"] for b in r["memory"].get("beside", []))
+            lines += ["", f"{server.name} ({server.about}), halfway through `/page` at c50 on each: Nginx "
+                      f"{mb(load['nginx'])} and the apps {mb(load['app'])}, "
+                      f"**{load['nginx']['pss_mb'] + load['app']['pss_mb']:.0f} MB** in all; they served "
+                      f"{' and '.join(f'{rps:,.0f}' for rps in served)} rps (medians), {errors} errors in all."]
     return lines
 
 

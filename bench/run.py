@@ -157,11 +157,11 @@ def merge(rounds):
         both[key] = sum(r[key] for r in rounds)
     both["cpu_s"] = {k: round(sum(r["cpu_s"][k] for r in rounds), 2) for k in first["cpu_s"]}
     both["error_kinds"] = {k: sum(r["error_kinds"][k] for r in rounds) for k in first["error_kinds"]}
+    side = first["scenario"]  # slowloris, hol, memory: the side load's figures, under its name
     both["rounds"] = [{k: r[k] for k in ("round", "rps", "p50_ms", "p99_ms", "errors", "requests",
-                                         "nginx_us_per_request")} for r in rounds]
+                                         "nginx_us_per_request", side) if k in r} for r in rounds]
     per_request = [r["nginx_us_per_request"] for r in rounds if r["nginx_us_per_request"] is not None]
     both["nginx_us_per_request"] = round(statistics.median(per_request), 1) if per_request else None
-    side = first["scenario"]  # slowloris, hol: the side load's figures, under its name
     if side in first:
         both[side] = merge_side([r[side] for r in rounds])
     return both
@@ -169,12 +169,15 @@ def merge(rounds):
 
 def merge_side(sides):
     """A side load's figures over the rounds: the median of each number (in nested
-    figures too), the rest as the first round has it."""
+    figures and lists of them too), the rest as the first round has it."""
     merged = {}
     for key, value in sides[0].items():
         values = [s.get(key) for s in sides]
         if isinstance(value, dict):
             merged[key] = merge_side([v or {} for v in values])
+        elif isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            merged[key] = [merge_side([(v or [])[i] if i < len(v or []) else {} for v in values])
+                           for i in range(len(value))]
         elif isinstance(value, (int, float)):
             merged[key] = statistics.median(v or 0 for v in values)
         else:
@@ -287,7 +290,7 @@ def side_load(vps, run, settings):
         with slow_requests(vps, run.server.url(vps) + HOL_SLOW_ROUTE, settings) as stats:
             yield stats
     elif run.scenario == "memory":
-        with memory(vps, run.server.unit(vps), settings) as stats:
+        with memory(vps, run, settings) as stats:
             yield stats
     else:
         yield None
@@ -320,40 +323,66 @@ def slowloris(vps, url, settings):
 def slow_requests(vps, url, settings):
     """HOL_SLOW_CONNECTIONS more connections ask for url (a slow route) back to back
     until the block ends: wrk's counters for them."""
-    threads = len(vps.load_cpus.split(",")) if vps.load_cpus else 1
-    seconds = settings.warmup + settings.duration + 1
-    slow = subprocess.Popen(
-        ["docker", "exec", vps.container, *vps.load_pin(), "wrk", f"-t{threads}", f"-c{HOL_SLOW_CONNECTIONS}",
-         f"-d{seconds}s", "--timeout", "10s", "-s", f"{WORK}/report.lua", url],
-        stdout=subprocess.PIPE, text=True)
     stats = {}
-    try:
-        time.sleep(1)  # they are in flight before the measured load starts
+    with wrk_beside(vps, url, HOL_SLOW_CONNECTIONS, settings, timeout="10s") as counters:
         yield stats
-    finally:
-        out, _ = slow.communicate(timeout=seconds + 30)
-    r = wrk_counters(out)
-    if r:
-        stats.update(route=HOL_SLOW_ROUTE, connections=HOL_SLOW_CONNECTIONS, requests=r["requests"],
-                     p50_ms=round(r["p50_us"] / 1000, 1), errors=r["connect"] + r["read"] + r["write"]
-                     + r["timeout"] + r["status"])
+    if counters:
+        stats.update(route=HOL_SLOW_ROUTE, connections=HOL_SLOW_CONNECTIONS, requests=counters["requests"],
+                     p50_ms=round(counters["p50_us"] / 1000, 1), errors=wrk_errors(counters))
 
 
 @contextlib.contextmanager
-def memory(vps, unit, settings):
-    """The memory of Nginx and of unit (Vps.unit_memory) when the block begins (idle)
-    and halfway through the measured load that follows the warm-up."""
-    stats = {"idle": {"nginx": vps.unit_memory("nginx.service"), "app": vps.unit_memory(unit)}}
+def wrk_beside(vps, url, connections, settings, timeout="2s"):
+    """wrk on url with that many connections, on the load generators' CPUs, from a
+    second before the measured run's warm-up until the block ends; yields a dict that
+    wrk's counters (wrk_counters) fill in then."""
+    threads = len(vps.load_cpus.split(",")) if vps.load_cpus else 1
+    seconds = settings.warmup + settings.duration + 1
+    proc = subprocess.Popen(
+        ["docker", "exec", vps.container, *vps.load_pin(), "wrk", f"-t{threads}", f"-c{connections}",
+         f"-d{seconds}s", "--timeout", timeout, "-s", f"{WORK}/report.lua", url],
+        stdout=subprocess.PIPE, text=True)
+    counters = {}
+    try:
+        time.sleep(1)  # in flight before the measured load starts
+        yield counters
+    finally:
+        out, _ = proc.communicate(timeout=seconds + 30)
+    counters.update(wrk_counters(out) or {})
+
+
+def wrk_errors(counters):
+    """wrk's failed requests and 4xx/5xx answers."""
+    return sum(counters[k] for k in ("connect", "read", "write", "timeout", "status"))
+
+
+@contextlib.contextmanager
+def memory(vps, run, settings):
+    """The memory of Nginx and of the server's units (Vps.unit_memory, added up) when
+    the block begins (idle) and halfway through the measured load that follows the
+    warm-up; and, for a server of several apps, the same load on the others beside it
+    (their counters under "beside")."""
+    units = run.server.units(vps)
 
     def sample():
-        stats["load"] = {"nginx": vps.unit_memory("nginx.service"), "app": vps.unit_memory(unit)}
+        apps = [vps.unit_memory(unit) for unit in units]
+        return {"nginx": vps.unit_memory("nginx.service"),
+                "app": {k: round(sum(app[k] for app in apps), 1) for k in ("processes", "rss_mb", "pss_mb")}}
 
-    timer = threading.Timer(settings.warmup + settings.duration / 2, sample)
-    timer.start()
-    try:
-        yield stats
-    finally:
-        timer.join()
+    stats = {"idle": sample()}
+    timer = threading.Timer(settings.warmup + settings.duration / 2, lambda: stats.update(load=sample()))
+    with contextlib.ExitStack() as others:
+        beside = [others.enter_context(wrk_beside(vps, url + run.route, run.concurrency, settings))
+                  for url in run.server.beside(vps)]
+        timer.start()
+        try:
+            yield stats
+        finally:
+            timer.join()
+    if beside:
+        stats["beside"] = [{"requests": c.get("requests", 0), "errors": wrk_errors(c) if c else run.concurrency,
+                            "rps": round(c["requests"] / (c["duration_us"] / 1e6), 1) if c else 0}
+                           for c in beside]
 
 
 def cpu_seconds(vps):

@@ -10,6 +10,7 @@ VPS. The kinds below cover the usual cases:
   BehindNginx   the same on a unix socket, behind a server block of our Nginx
                 (the stack's proxy settings, or the tutorials' proxy_params)
   WorkerClass   our gunicorn.conf.py with another worker class, behind our Nginx
+  Apps          several of the above at once (their memory added up)
   NginxReturn200, TlsReturn200, MinimalNginx, Stack: see each
 
 To measure another server, add one object to SERVERS: e.g.
@@ -69,6 +70,15 @@ class Server:
     def unit(self, vps):
         """The systemd unit whose processes serve the app (their memory), or None."""
         return None
+
+    def units(self, vps):
+        """Every unit whose processes serve it (their memory is added up)."""
+        unit = self.unit(vps)
+        return [unit] if unit else []
+
+    def beside(self, vps):
+        """URLs loaded beside the measured one, alike, in the memory scenario."""
+        return []
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,6 +188,35 @@ class WorkerClass(BehindNginx):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Apps(Server):
+    """Several apps at once (servers of the kinds above, each with its units and
+    server block): in the memory scenario the first is measured while the others get
+    the same load beside it, and their memory is added up."""
+    apps: tuple
+    loads: tuple = (MEMORY,)
+
+    def nginx_config(self, vps):
+        return "".join(app.nginx_config(vps) for app in self.apps)
+
+    def start(self, vps):
+        for app in self.apps:
+            app.start(vps)
+
+    def stop(self, vps):
+        for app in self.apps:
+            app.stop(vps)
+
+    def url(self, vps):
+        return self.apps[0].url(vps)
+
+    def units(self, vps):
+        return [unit for app in self.apps for unit in app.units(vps)]
+
+    def beside(self, vps):
+        return [app.url(vps) for app in self.apps[1:]]
+
+
+@dataclass(frozen=True, kw_only=True)
 class NginxReturn200(Server):
     """`return 200` from a server block of our Nginx, through our nginx.conf."""
     loads: tuple = STATIC_LOADS
@@ -195,7 +234,7 @@ class TlsReturn200(Server):
     """`return 200` in a copy of the stack's HTTPS server block (its TLS, HTTP/2 and
     headers, every location replaced), on 127.0.0.1:PORT: what Nginx spends on a
     request it does not proxy, next to the stack's proxied one."""
-    loads: tuple = (("/", 50, "normal"), H2)
+    loads: tuple = (("/", 50, "normal"), H2, PACED)
 
     def nginx_config(self, vps):
         tls = next(server for server in find_all(vps.read_nginx(vps.vhost), "server")
@@ -204,6 +243,11 @@ class TlsReturn200(Server):
         server = Directive("server", [], [
             Directive("listen", [f"127.0.0.1:{self.port}", "ssl", *(["http2"] if http2 else [])]),
             *[d for d in tls.block if d.name not in ("listen", "location")],
+            # At tens of thousands of requests/s a connection would reach Nginx's
+            # default 1,000 requests in a fraction of a second and close (h2load then
+            # stops using it; wrk opens another, a TLS handshake): the proxied runs
+            # never get near it, so neither does this one.
+            Directive("keepalive_requests", ["100000000"]),
             Directive("location", ["/"], [Directive("return", ["200"])])])
         return f"# {self.name}: {self.about}\n{dump([server])}\n"
 
@@ -339,6 +383,11 @@ SERVERS = [
     # flaskapp_workers: memory against throughput (gevent, as the stack).
     *[WorkerClass(name=f"workers-{n}", about=f"our gunicorn.conf.py with {n} gevent workers",
                   worker_class="gevent", workers=n, port=8100 + n, loads=(MEMORY,)) for n in (1, 2, 3, 5)],
+    # The demo's defaults on a 1-CPU VPS (flaskapp_workers: 2 x 1 + 1), with two apps.
+    Apps(name="two-apps-1cpu", about="two apps as the roles size them for a 1-CPU VPS (3 gevent "
+         "workers each, our gunicorn.conf.py, behind our Nginx), both loaded at once",
+         apps=tuple(WorkerClass(name=f"app{n}-1cpu", about=f"app {n} of two-apps-1cpu", worker_class="gevent",
+                                workers=3, port=8110 + n, loads=(MEMORY,)) for n in (1, 2))),
 ]
 
 

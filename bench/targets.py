@@ -60,6 +60,18 @@ def of_limit(slow):
     return slow["rps"] / SLOW_LIMIT_RPS * 100 if slow else None
 
 
+def memory_mb(run):
+    """The PSS of Nginx and of the run's apps halfway through its load, in MB, or None."""
+    load = (run or {}).get("memory", {}).get("load")
+    return load["nginx"]["pss_mb"] + load["app"]["pss_mb"] if load else None
+
+
+def errors_beside(run):
+    """A run's errors and those of the loads beside it (a memory run of several apps)."""
+    run = run or {}
+    return run.get("errors", 0) + sum(b["errors"] for b in run.get("memory", {}).get("beside", []))
+
+
 RATIOS = [
     Ratio("hello_vs_dev", "stack vs flask-dev on `/` c50, requests/s", "x", 3.5, "higher",
           lambda run: rps_ratio(run("stack", "/", 50), run("flask-dev", "/", 50))),
@@ -89,6 +101,10 @@ RATIOS = [
     Ratio("proxy_added_p50_ms", f"the latency Nginx adds at {PACED_RPS} requests/s (no CPU saturated): "
           "stack's p50 minus gunicorn-direct's, `/`", "ms", 0.5, "lower",
           lambda run: p50_difference(run("stack", "/", 4, "paced"), run("gunicorn-direct", "/", 4, "paced"))),
+    Ratio("memory_1cpu_mb", "memory (PSS) of Nginx and of two apps as the roles size them for a 1-CPU "
+          "VPS (3 gevent workers each), halfway through `/page` c50 on both at once, with 0 errors", "MB", 400,
+          "lower", lambda run: memory_mb(run("two-apps-1cpu", "/page", 50, "memory")),
+          errors=lambda run: errors_beside(run("two-apps-1cpu", "/page", 50, "memory"))),
 ]
 
 

@@ -12,7 +12,7 @@ import pytest
 import report
 import run
 import targets
-from servers import SERVERS, AppCommand, Server, without_gevent_patching
+from servers import SERVERS, AppCommand, Server, by_name, without_gevent_patching
 
 RESULTS = Path(bench.__file__).resolve().parent / "results"
 
@@ -131,6 +131,23 @@ def test_a_ratio_with_errors_fails_whatever_its_value():
                                    slowloris={"opened": 400})]
     kept = next(r for r in targets.compute(run.combine(measured)) if r["name"] == "slowloris_kept")
     assert (kept["median"], kept["errors"], kept["noisy"], kept["met"]) == (99.0, 1, False, False)
+
+
+def test_memory_of_two_apps_is_each_rounds_nginx_and_apps_added_up_and_fails_on_errors_beside():
+    two = by_name("two-apps-1cpu")
+    # Two apps of 3 workers, each its own unit and server block; the second loaded beside.
+    assert [app.workers for app in two.apps] == [3, 3] and len(set(two.units(None))) == 2
+    assert two.beside(None) == [two.apps[1].url(None)] and two.url(None) == two.apps[0].url(None)
+    measured = []
+    for n, (nginx, apps, errors_beside) in enumerate([(30, 170, 0), (31, 190, 2), (29, 160, 0)], 1):
+        figures = {"nginx": {"pss_mb": nginx, "rss_mb": 40, "processes": 2},
+                   "app": {"pss_mb": apps, "rss_mb": 300, "processes": 8}}
+        measured += [dict(fake_round(n, two_apps_1cpu=800)[0], route="/page", scenario="memory",
+                          memory={"idle": figures, "load": figures,
+                                  "beside": [{"requests": 100, "rps": 790, "errors": errors_beside}]})]
+    memory = next(r for r in targets.compute(run.combine(measured)) if r["name"] == "memory_1cpu_mb")
+    assert (memory["rounds"], memory["median"], memory["errors"], memory["met"]) == (
+        [200, 221, 189], 200, 2, False)
 
 
 @pytest.mark.parametrize("broken", [

@@ -147,6 +147,20 @@ def test_servers_behind_our_nginx_proxy_as_the_rendered_vhost_does(host, smoke):
         assert not any(line.startswith("limit_") for line in lines)
 
 
+def test_two_apps_for_a_1cpu_vps_both_answer_and_all_their_processes_are_counted(smoke):
+    """memory_1cpu_mb: both apps served /page at once, and the memory added up is that
+    of Nginx and of every master and worker of the two (2 x (1 + 3) processes)."""
+    data = json.loads((smoke["out"] / "latest.json").read_text())
+    two = next(r for r in data["runs"] if r["server"] == "two-apps-1cpu")
+    assert two["requests"] > 0 and [b["requests"] > 0 for b in two["memory"]["beside"]] == [True]
+    load = two["memory"]["load"]
+    assert load["app"]["processes"] == 2 * (1 + 3) and load["nginx"]["processes"] >= 2
+    assert all(r["memory"]["load"]["app"]["processes"] == 8 for r in two["rounds"])
+    memory = next(r for r in data["ratios"] if r["name"] == "memory_1cpu_mb")
+    assert memory["rounds"] == pytest.approx([r["memory"]["load"]["nginx"]["pss_mb"]
+                                              + r["memory"]["load"]["app"]["pss_mb"] for r in two["rounds"]])
+
+
 def test_the_real_stack_is_left_as_it_was(host, smoke):
     assert host.run("systemctl list-units --all --plain --no-legend 'bench-*'").stdout.strip() == ""
     assert not host.file("/etc/nginx/conf.d/zz-bench.conf").exists
