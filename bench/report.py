@@ -136,7 +136,7 @@ def memory_lines(result, servers):
             errors = run["errors"] + sum(b["errors"] for r in run["rounds"] for b in r["memory"].get("beside", []))
             lines += ["", f"{server.name} ({server.about}), halfway through `/page` at c50 on each: Nginx "
                       f"{mb(load['nginx'])} and the apps {mb(load['app'])}, "
-                      f"**{load['nginx']['pss_mb'] + load['app']['pss_mb']:.0f} MB** in all; they served "
+                      f"**{targets.memory_mb(run):.0f} MB** in all; they served "
                       f"{' and '.join(f'{rps:,.0f}' for rps in served)} rps (medians), {errors} errors in all."]
     return lines
 
